@@ -1,0 +1,375 @@
+"""The `LinearOperator` base class: shapes, checks, batching, autograd and the algebra's entry points.
+
+A linear operator maps tensors of shape ``(*batch, *in_shape)`` to tensors of shape
+``(*batch, *out_shape)``. A concrete operator implements two batch-aware hooks,
+
+    _apply(x)    x of shape (N, *in_shape)  ->  A x    of shape (N, *out_shape)
+    _adjoint(y)  y of shape (N, *out_shape) ->  A^H y  of shape (N, *in_shape)
+
+and inherits everything else: argument checks, any number of leading batch dimensions,
+numpy/CuPy round trips, autograd (the backward of ``A`` is ``A.H``), the algebra
+(``@``, ``+``, ``*``, ``.H``, ``.T``, ``**``), a dense view, and the spectral toolkit.
+
+Complex operators are complex-linear maps C^n -> C^m; a real operator applied to a complex
+tensor acts on real and imaginary parts separately (its complex-linear extension), and a real
+tensor given to a complex operator is promoted. Precisions (float32 versus float64) never mix:
+that raises a TypeError naming both.
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+import math
+import numbers
+from collections.abc import Sequence
+
+import torch
+
+from .interop import arrays
+
+Shape = tuple[int, ...]
+
+
+def as_shape(shape: int | Sequence[int], name: str = "shape") -> Shape:
+    """Normalise an int or a sequence of positive ints to a tuple of ints."""
+    if isinstance(shape, numbers.Integral):
+        shape = (int(shape),)
+    try:
+        out = tuple(int(s) for s in shape)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or a sequence of ints, got {shape!r}") from None
+    if len(out) == 0 or any(s <= 0 for s in out):
+        raise ValueError(f"{name} must be a non-empty sequence of positive ints, got {out}")
+    return out
+
+
+def precision_of(dtype: torch.dtype) -> torch.dtype:
+    """The real dtype that sets the precision of `dtype` (complex64 -> float32)."""
+    return dtype.to_real() if dtype.is_complex else dtype
+
+
+def same_device(a: torch.device, b: torch.device) -> bool:
+    """Device equality where 'cuda' and 'cuda:<current>' are the same device."""
+    a, b = torch.device(a), torch.device(b)
+    if a.type != b.type:
+        return False
+    if a.index is None or b.index is None:
+        current = torch.cuda.current_device() if a.type == "cuda" and torch.cuda.is_available() else 0
+        return (a.index if a.index is not None else current) == (b.index if b.index is not None else current)
+    return a.index == b.index
+
+
+class LinearOperator(abc.ABC):
+    """A linear map ``A: (*in_shape) -> (*out_shape)`` acting on batches of torch tensors.
+
+    Subclasses call ``super().__init__(in_shape, out_shape, dtype=..., device=...)`` and
+    implement ``_apply`` and ``_adjoint``. Operators are values: applying one never mutates it.
+    Derived results (adjoint object, spectral norm, SVD) are cached on the instance.
+    """
+
+    #: True when A^H = A. Instances may shadow this with a property.
+    is_self_adjoint: bool = False
+
+    def __init__(
+        self,
+        in_shape: int | Sequence[int],
+        out_shape: int | Sequence[int],
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ):
+        if not (dtype.is_floating_point or dtype.is_complex):
+            raise TypeError(f"{type(self).__name__}: dtype must be floating or complex, got {dtype}")
+        self.in_shape = as_shape(in_shape, "in_shape")
+        self.out_shape = as_shape(out_shape, "out_shape")
+        self._dtype = dtype
+        self._device = torch.device(device)
+        self._cache: dict = {}
+
+    # ----------------------------------------------------------------------------------------
+    # the two hooks a concrete operator supplies
+    @abc.abstractmethod
+    def _apply(self, x: torch.Tensor) -> torch.Tensor:
+        """A x for x of shape (N, *in_shape)."""
+
+    @abc.abstractmethod
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """A^H y for y of shape (N, *out_shape)."""
+
+    # ----------------------------------------------------------------------------------------
+    # descriptors
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The matrix shape (prod(out_shape), prod(in_shape))."""
+        return (math.prod(self.out_shape), math.prod(self.in_shape))
+
+    @property
+    def operands(self) -> tuple[LinearOperator, ...]:
+        """Child operators of an expression node (empty for a leaf)."""
+        return ()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(in_shape={self.in_shape}, out_shape={self.out_shape})"
+
+    # ----------------------------------------------------------------------------------------
+    # application
+    def apply(self, x):
+        """A x for x of shape (*batch, *in_shape): a torch tensor, numpy array or CuPy array."""
+        return arrays.call_on_tensor(self._apply_checked, x)
+
+    def __call__(self, x):
+        return self.apply(x)
+
+    def _apply_checked(self, x: torch.Tensor) -> torch.Tensor:
+        batch = self._check_input(x)
+        x = x.reshape(-1, *self.in_shape)
+        return apply_batched(self, x).reshape(*batch, *self.out_shape)
+
+    def _apply_any(self, x: torch.Tensor) -> torch.Tensor:
+        """_apply on (N, *in_shape) for any input kind: promote real input of a complex operator,
+        and apply a real operator to real and imaginary parts of complex input."""
+        if self._dtype.is_complex:
+            return self._apply(x.to(self._dtype) if not x.is_complex() else x)
+        if x.is_complex():
+            n = x.shape[0]
+            out = self._apply(torch.cat([x.real, x.imag]))
+            return torch.complex(out[:n], out[n:])
+        return self._apply(x)
+
+    def _check_input(self, x: torch.Tensor) -> Shape:
+        """Validate x against in_shape, precision and device; return its batch shape."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{self!r} applies to tensors and arrays, got {type(x).__name__}")
+        k = len(self.in_shape)
+        if x.ndim < k or tuple(x.shape[x.ndim - k :]) != self.in_shape:
+            raise ValueError(
+                f"{self!r} expects input of shape (*batch, {', '.join(map(str, self.in_shape))}), got {tuple(x.shape)}."
+            )
+        if not (x.dtype.is_floating_point or x.dtype.is_complex):
+            raise TypeError(f"{self!r} expects a floating or complex tensor, got {x.dtype}.")
+        if precision_of(x.dtype) != precision_of(self._dtype):
+            raise TypeError(
+                f"{self!r} has dtype {self._dtype} but got a {x.dtype} tensor; "
+                f"convert the input or call A.to({precision_of(x.dtype)})."
+            )
+        if not same_device(x.device, self._device):
+            raise ValueError(
+                f"{self!r} lives on {self._device} but got a tensor on {x.device}; "
+                f"move the input or call A.to('{x.device}')."
+            )
+        return tuple(x.shape[: x.ndim - k])
+
+    # ----------------------------------------------------------------------------------------
+    # the algebra (constructors live in linops.algebra; imported lazily to avoid a cycle)
+    def __matmul__(self, other):
+        from .algebra import compose
+
+        if isinstance(other, LinearOperator):
+            return compose(self, other)
+        return self.apply(other)
+
+    def __add__(self, other):
+        from .algebra import add
+
+        if not isinstance(other, LinearOperator):
+            return NotImplemented
+        return add(self, other)
+
+    def __sub__(self, other):
+        from .algebra import add, scale
+
+        if not isinstance(other, LinearOperator):
+            return NotImplemented
+        return add(self, scale(-1, other))
+
+    def __neg__(self):
+        from .algebra import scale
+
+        return scale(-1, self)
+
+    def __mul__(self, c):
+        from .algebra import scale
+
+        if isinstance(c, LinearOperator):
+            raise TypeError("`*` multiplies an operator by a scalar; compose operators with `@`.")
+        return scale(c, self)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, c):
+        from .algebra import as_scalar, scale
+
+        return scale(1 / as_scalar(c), self)
+
+    def __pow__(self, k: int):
+        from .algebra import power
+
+        return power(self, k)
+
+    @property
+    def H(self) -> LinearOperator:
+        """The adjoint operator A^H (conjugate transpose); ``A.H.H is A``."""
+        adj = self._cache.get("H")
+        if adj is None:
+            if self.is_self_adjoint:
+                adj = self
+            else:
+                from .rules import adjoint_rules
+
+                adj = adjoint_rules.rewrite(self)
+                if adj is None:
+                    from .algebra import Adjoint
+
+                    adj = Adjoint(self)
+                adj._cache["H"] = self
+            self._cache["H"] = adj
+        return adj
+
+    @property
+    def T(self) -> LinearOperator:
+        """The transpose A^T = conj(A^H conj(.)); equal to A.H for a real operator."""
+        if not self._dtype.is_complex:
+            return self.H
+        t = self._cache.get("T")
+        if t is None:
+            from .algebra import Transpose
+
+            t = Transpose(self)
+            t._cache["T"] = self
+            self._cache["T"] = t
+        return t
+
+    def simplify(self) -> LinearOperator:
+        """Rewrite with the registered structural rules (see `linops.simplify`)."""
+        from .simplify import simplify
+
+        return simplify(self)
+
+    # ----------------------------------------------------------------------------------------
+    # conversions
+    def to(self, *args, **kwargs) -> LinearOperator:
+        """A copy on another device and/or with another precision, like ``Tensor.to``.
+
+        ``A.to(torch.float64)`` keeps a complex operator complex (complex64 -> complex128).
+        """
+        device, dtype = _parse_to_args(*args, **kwargs)
+        return _convert(self, device, dtype, {})
+
+    def to_dense(self, max_entries: int = 2**26) -> torch.Tensor:
+        """The matrix of A, shape (prod(out_shape), prod(in_shape)), with row-major flattening."""
+        m, n = self.shape
+        if m * n > max_entries:
+            raise ValueError(
+                f"{self!r} is {m} x {n}; to_dense refuses more than {max_entries} entries "
+                "(pass max_entries to override)."
+            )
+        eye = torch.eye(n, dtype=self._dtype, device=self._device).reshape(n, *self.in_shape)
+        with torch.no_grad():
+            columns = self.apply(eye).reshape(n, m)
+        return columns.T.contiguous()
+
+    # ----------------------------------------------------------------------------------------
+    # spectral toolkit entry points (implemented in linops.spectral)
+    def norm(self, **kwargs) -> float:
+        """Spectral norm ||A||_2 (power iteration, cached)."""
+        from .spectral import norm
+
+        return norm(self, **kwargs)
+
+    def svd(self, **kwargs):
+        """A = U diag(s) V^H with U and V as operators (structured where known, else computed)."""
+        from .spectral import svd
+
+        return svd(self, **kwargs)
+
+    def pinv(self, **kwargs) -> LinearOperator:
+        """The Moore-Penrose pseudo-inverse A^+ as an operator."""
+        from .spectral import pinv
+
+        return pinv(self, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# autograd: one Function for every operator, whose backward is the adjoint
+
+
+class _LinearFunction(torch.autograd.Function):
+    """y = A x with dL/dx = A^H dL/dy; nothing but the operator is saved."""
+
+    @staticmethod
+    def forward(ctx, x, op):
+        ctx.op = op
+        ctx.real_input = not x.is_complex()
+        return op._apply_any(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        g = apply_batched(ctx.op.H, grad)
+        if ctx.real_input and g.is_complex():
+            # for real x, the gradient of a real loss is the real part of A^H g
+            g = g.real
+        return g, None
+
+
+def apply_batched(op: LinearOperator, x: torch.Tensor) -> torch.Tensor:
+    """A x on an already validated (N, *in_shape) tensor, through autograd when needed."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _LinearFunction.apply(x, op)
+    return op._apply_any(x)
+
+
+# --------------------------------------------------------------------------------------------
+# .to(): generic conversion of an operator's tensors, dtypes and child operators
+
+
+def _parse_to_args(*args, **kwargs):
+    device = kwargs.pop("device", None)
+    dtype = kwargs.pop("dtype", None)
+    if kwargs:
+        raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
+    for a in args:
+        if isinstance(a, torch.dtype):
+            dtype = a
+        else:
+            device = torch.device(a)
+    if dtype is not None and not (dtype.is_floating_point or dtype.is_complex):
+        raise TypeError(f"to() takes a floating or complex dtype, got {dtype}")
+    return device, dtype
+
+
+def _convert_dtype(current: torch.dtype, target: torch.dtype | None) -> torch.dtype:
+    if target is None or not (current.is_floating_point or current.is_complex):
+        return current
+    real = precision_of(target)
+    return torch.promote_types(real, torch.complex64) if current.is_complex else real
+
+
+def _convert(value, device, dtype, memo):
+    if isinstance(value, LinearOperator):
+        key = id(value)
+        if key not in memo:
+            new = copy.copy(value)
+            memo[key] = new
+            new.__dict__ = {k: _convert(v, device, dtype, memo) for k, v in value.__dict__.items() if k != "_cache"}
+            new._cache = {}
+        return memo[key]
+    if isinstance(value, torch.Tensor):
+        return value.to(device=device if device is not None else value.device, dtype=_convert_dtype(value.dtype, dtype))
+    if isinstance(value, torch.dtype):
+        return _convert_dtype(value, dtype)
+    if isinstance(value, torch.device):
+        return device if device is not None else value
+    if isinstance(value, (tuple, list)):
+        return type(value)(_convert(v, device, dtype, memo) for v in value)
+    if isinstance(value, dict):
+        return {k: _convert(v, device, dtype, memo) for k, v in value.items()}
+    return value

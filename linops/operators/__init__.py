@@ -1,0 +1,41 @@
+"""Concrete operators, one idea per module."""
+
+from .blur import (
+    Blur,
+    CircularBlur,
+    ConvolutionMethod,
+    SeparableBlur,
+    gaussian_blur,
+    gaussian_kernel,
+    gaussian_kernel_1d,
+)
+from .diagonal import Diagonal, Mask
+from .downsample import Decimate, Downsample
+from .fourier import FFT2, FourierSampling
+from .identity import Identity, Zero
+from .matrix import Matrix
+from .padding import Boundary, Crop, Pad
+from .reshape import Reshape
+
+__all__ = [
+    "FFT2",
+    "Blur",
+    "Boundary",
+    "CircularBlur",
+    "ConvolutionMethod",
+    "Crop",
+    "Decimate",
+    "Diagonal",
+    "Downsample",
+    "FourierSampling",
+    "Identity",
+    "Mask",
+    "Matrix",
+    "Pad",
+    "Reshape",
+    "SeparableBlur",
+    "Zero",
+    "gaussian_blur",
+    "gaussian_kernel",
+    "gaussian_kernel_1d",
+]

@@ -1,0 +1,349 @@
+"""Convolution operators: circular (FFT), padded with any boundary (direct or FFT), separable.
+
+Conventions shared by all of them. Images have shape (..., H, W); a kernel k of shape (kh, kw)
+has its centre at (kh // 2, kw // 2), and the blurred image is the true convolution
+
+    y[i, j] = sum_{a, b} k[a, b] x_ext[i + kh//2 - a, j + kw//2 - b]
+
+where x_ext extends x beyond its support by the boundary rule (periodic for `CircularBlur`).
+A kernel of shape (C, kh, kw) blurs channel c (axis -3 of the image) with k[c].
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..base import LinearOperator, as_shape
+from ..rules import composition_rules, sum_rules
+from .padding import Boundary, Pad
+
+
+def gaussian_kernel_1d(sigma: float, size: int | None = None, *, dtype=torch.float32) -> torch.Tensor:
+    """g[a] ∝ exp(-(a - c)^2 / (2 sigma^2)), a = 0..size-1, c = size // 2, normalised to sum 1.
+
+    `size` defaults to 2 ceil(3 sigma) + 1.
+    """
+    if sigma <= 0:
+        raise ValueError(f"sigma must be positive, got {sigma}")
+    size = 2 * math.ceil(3 * sigma) + 1 if size is None else int(size)
+    a = torch.arange(size, dtype=torch.float64) - size // 2
+    g = torch.exp(-(a**2) / (2 * sigma**2))
+    return (g / g.sum()).to(dtype)
+
+
+def gaussian_kernel(sigma: float | tuple[float, float], size=None, *, dtype=torch.float32) -> torch.Tensor:
+    """The 2-D Gaussian kernel outer(g_rows, g_cols) (sigma may differ per axis)."""
+    sy, sx = (sigma, sigma) if isinstance(sigma, (int, float)) else sigma
+    hy, hx = (size, size) if size is None or isinstance(size, int) else size
+    rows = gaussian_kernel_1d(sy, hy, dtype=torch.float64)
+    cols = gaussian_kernel_1d(sx, hx, dtype=torch.float64)
+    return torch.outer(rows, cols).to(dtype)
+
+
+def good_fft_size(n: int) -> int:
+    """The smallest even 5-smooth integer (only factors 2, 3, 5) that is at least n."""
+    m = max(n, 2)
+    while True:
+        r = m
+        for p in (2, 3, 5):
+            while r % p == 0:
+                r //= p
+        if r == 1 and m % 2 == 0:
+            return m
+        m += 1
+
+
+def _check_kernel(kernel, in_shape, name):
+    if kernel.ndim not in (2, 3):
+        raise ValueError(f"{name} kernel must have shape (kh, kw) or (C, kh, kw), got {tuple(kernel.shape)}")
+    if kernel.ndim == 3 and (len(in_shape) < 3 or in_shape[-3] != kernel.shape[0]):
+        raise ValueError(
+            f"{name}: a per-channel kernel of shape {tuple(kernel.shape)} needs in_shape (..., "
+            f"{kernel.shape[0]}, H, W), got {in_shape}"
+        )
+    if kernel.shape[-2] > in_shape[-2] or kernel.shape[-1] > in_shape[-1]:
+        raise ValueError(f"{name}: kernel {tuple(kernel.shape[-2:])} is larger than the image {in_shape[-2:]}")
+
+
+def _as_kernel(kernel, dtype):
+    k = torch.as_tensor(kernel)
+    if dtype is not None:
+        k = k.to(dtype)
+    elif not k.dtype.is_floating_point:
+        k = k.to(torch.get_default_dtype())
+    return k
+
+
+# ----------------------------------------------------------------------------------------------
+# circular convolution
+
+
+class CircularBlur(LinearOperator):
+    """Circular convolution y = k ⊛ x = F^{-1}(k̂ · F x), with adjoint F^{-1}(conj(k̂) · F y).
+
+    `in_shape` is (..., H, W); k̂ = rfft2 of the kernel embedded in an H x W image with its centre
+    at the origin. The transfer function k̂ is all the operator stores, so products and sums of
+    circular blurs are circular blurs (see the rules below).
+    """
+
+    def __init__(self, kernel, in_shape, *, dtype: torch.dtype | None = None):
+        k = _as_kernel(kernel, dtype)
+        in_shape = as_shape(in_shape, "in_shape")
+        if len(in_shape) < 2:
+            raise ValueError(f"CircularBlur needs in_shape (..., H, W), got {in_shape}")
+        _check_kernel(k, in_shape, "CircularBlur")
+        H, W = in_shape[-2:]
+        kh, kw = k.shape[-2:]
+        embedded = k.new_zeros(*k.shape[:-2], H, W)
+        embedded[..., :kh, :kw] = k
+        embedded = torch.roll(embedded, shifts=(-(kh // 2), -(kw // 2)), dims=(-2, -1))
+        self._init(torch.fft.rfft2(embedded), in_shape)
+
+    @classmethod
+    def from_transfer_function(cls, transfer: torch.Tensor, in_shape) -> CircularBlur:
+        """The circular blur whose rfft2 transfer function is `transfer` (shape (..., H, W // 2 + 1))."""
+        op = cls.__new__(cls)
+        op._init(transfer, as_shape(in_shape, "in_shape"))
+        return op
+
+    def _init(self, transfer, in_shape):
+        LinearOperator.__init__(self, in_shape, in_shape, dtype=transfer.real.dtype, device=transfer.device)
+        self.transfer = transfer
+
+    @property
+    def kernel(self) -> torch.Tensor:
+        """The H x W periodic kernel (centre at the origin)."""
+        return torch.fft.irfft2(self.transfer, s=self.in_shape[-2:])
+
+    def _filter(self, x, transfer):
+        return torch.fft.irfft2(torch.fft.rfft2(x) * transfer, s=self.in_shape[-2:])
+
+    def _apply(self, x):
+        return self._filter(x, self.transfer)
+
+    def _adjoint(self, y):
+        return self._filter(y, self.transfer.conj())
+
+    def __repr__(self):
+        return f"CircularBlur(in_shape={self.in_shape})"
+
+
+@composition_rules.register(CircularBlur, CircularBlur)
+def _circular_product(a, b):
+    """Circular convolutions commute and compose: (k1 ⊛)(k2 ⊛) = (k1 ⊛ k2) ⊛, transfer k̂1 k̂2."""
+    return CircularBlur.from_transfer_function(a.transfer * b.transfer, a.in_shape)
+
+
+@sum_rules.register(CircularBlur, CircularBlur)
+def _circular_sum(a, b):
+    """k1 ⊛ x + k2 ⊛ x = (k1 + k2) ⊛ x, transfer k̂1 + k̂2."""
+    return CircularBlur.from_transfer_function(a.transfer + b.transfer, a.in_shape)
+
+
+# ----------------------------------------------------------------------------------------------
+# padded convolution
+
+
+class ConvolutionMethod(enum.Enum):
+    """How a padded convolution is computed: DIRECT (depthwise conv2d) or FFT (zero-padded rfft2)."""
+
+    DIRECT = "direct"
+    FFT = "fft"
+
+
+def _choose_method(taps: int, H: int, W: int, Lh: int, Lw: int, dtype: torch.dtype) -> ConvolutionMethod:
+    # Calibrated on a 2-core x86 CPU: depthwise conv2d costs ~0.015 ns per multiply-add in float32
+    # (float64 has no fast direct path), an rfft2/irfft2 pair ~0.27 ns per L log2 L.
+    direct = 0.015 * taps * H * W * (1 if dtype == torch.float32 else 20)
+    fft = 0.27 * Lh * Lw * math.log2(Lh * Lw)
+    return ConvolutionMethod.DIRECT if direct < fft else ConvolutionMethod.FFT
+
+
+def _depthwise(x: torch.Tensor, weight: torch.Tensor, padding=0) -> torch.Tensor:
+    """Correlate each (H, W) plane of x (N, C, H, W) with weight (C or 1, 1, kh, kw).
+
+    Folding the batch into channels (groups = N C) is 10-50x faster on CPU than batched conv2d
+    with one input channel.
+    """
+    n, c = x.shape[:2]
+    w = weight.expand(c, *weight.shape[1:]).repeat(n, 1, 1, 1)
+    out = F.conv2d(x.reshape(1, n * c, *x.shape[2:]), w, padding=padding, groups=n * c)
+    return out.reshape(n, c, *out.shape[2:])
+
+
+class _PlaneLayout:
+    """Reshape (N, *lead, H, W) to (N', C, H, W) for a kernel of shape (kh, kw) or (C, kh, kw)."""
+
+    def __init__(self, in_shape, per_channel: bool):
+        self.in_shape = in_shape
+        self.channels = in_shape[-3] if per_channel else 1
+
+    def planes(self, x):
+        return x.reshape(-1, self.channels, *x.shape[-2:])
+
+    def restore(self, x, n):
+        return x.reshape(n, *self.in_shape[:-2], *x.shape[-2:])
+
+
+class Blur(LinearOperator):
+    """Padded convolution y = V(k) P x: extend x by the boundary rule (P), then keep the valid part
+    of the convolution with k (V), so y has the shape of x. The adjoint P^H V(k)^H correlates with k
+    over the full support and folds the padding back, exactly.
+
+    `method` is `ConvolutionMethod.DIRECT` (depthwise conv2d; the adjoint is a conv2d of the same
+    cost, not a transposed convolution) or `ConvolutionMethod.FFT` (rfft2 on a 5-smooth size); by
+    default it is chosen from a cost model. Memory: the kernel, and for FFT its transfer function
+    of size Lh x (Lw / 2 + 1) complex values.
+    """
+
+    def __init__(
+        self,
+        kernel,
+        in_shape,
+        boundary: Boundary | str = Boundary.ZERO,
+        *,
+        method: ConvolutionMethod | None = None,
+        dtype: torch.dtype | None = None,
+    ):
+        k = _as_kernel(kernel, dtype)
+        in_shape = as_shape(in_shape, "in_shape")
+        if len(in_shape) < 2:
+            raise ValueError(f"Blur needs in_shape (..., H, W), got {in_shape}")
+        _check_kernel(k, in_shape, "Blur")
+        super().__init__(in_shape, in_shape, dtype=k.dtype, device=k.device)
+        self.kernel = k
+        self.boundary = Boundary.coerce(boundary)
+        kh, kw = k.shape[-2:]
+        self.pad = Pad(
+            in_shape,
+            ((kh - 1 - kh // 2, kh // 2), (kw - 1 - kw // 2, kw // 2)),
+            self.boundary,
+            dtype=k.dtype,
+            device=k.device,
+        )
+        self.layout = _PlaneLayout(in_shape, per_channel=k.ndim == 3)
+        Hp, Wp = self.pad.out_shape[-2:]
+        L = (good_fft_size(Hp), good_fft_size(Wp))
+        self.method = method or _choose_method(kh * kw, *in_shape[-2:], *L, k.dtype)
+        if self.method is ConvolutionMethod.DIRECT:
+            # conv2d correlates; correlating with flip(k) convolves with k
+            self.weight = k.flip(-1, -2).reshape(-1, 1, kh, kw)
+        else:
+            self.fft_shape = L
+            self.transfer = torch.fft.rfft2(k, s=L)
+
+    def _apply(self, x):
+        n = x.shape[0]
+        H, W = self.in_shape[-2:]
+        kh, kw = self.kernel.shape[-2:]
+        xp = self.layout.planes(self.pad._apply(x))
+        if self.method is ConvolutionMethod.DIRECT:
+            y = _depthwise(xp, self.weight)
+        else:
+            full = torch.fft.irfft2(torch.fft.rfft2(xp, s=self.fft_shape) * self.transfer, s=self.fft_shape)
+            y = full[..., kh - 1 : kh - 1 + H, kw - 1 : kw - 1 + W]
+        return self.layout.restore(y, n)
+
+    def _adjoint(self, y):
+        n = y.shape[0]
+        kh, kw = self.kernel.shape[-2:]
+        Hp, Wp = self.pad.out_shape[-2:]
+        yp = self.layout.planes(y)
+        if self.method is ConvolutionMethod.DIRECT:
+            # V^H y = full correlation with k = conv2d of y zero-padded by (kh-1, kw-1) with flip(flip(k))
+            xp = _depthwise(yp, self.weight.flip(-1, -2), padding=(kh - 1, kw - 1))
+        else:
+            Lh, Lw = self.fft_shape
+            embedded = F.pad(yp, (kw - 1, Lw - kw + 1 - yp.shape[-1], kh - 1, Lh - kh + 1 - yp.shape[-2]))
+            xp = torch.fft.irfft2(torch.fft.rfft2(embedded) * self.transfer.conj(), s=self.fft_shape)[..., :Hp, :Wp]
+        return self.pad._adjoint(self.layout.restore(xp, n))
+
+    def __repr__(self):
+        kh, kw = self.kernel.shape[-2:]
+        return f"Blur({kh}x{kw}, in_shape={self.in_shape}, {self.boundary.value}, {self.method.value})"
+
+
+class SeparableBlur(LinearOperator):
+    """Padded convolution with a separable kernel k = outer(k_rows, k_cols):
+
+        y = V(k_rows ⊗ k_cols) P x = (V(k_rows) P_rows) ⊗ (V(k_cols) P_cols) x,
+
+    two 1-D convolutions (rows then columns) after padding with the boundary rule. Equal to
+    `Blur(outer(k_rows, k_cols), ...)` at (kh + kw) instead of kh kw multiply-adds per pixel.
+    """
+
+    def __init__(
+        self,
+        kernel_rows,
+        kernel_cols,
+        in_shape,
+        boundary: Boundary | str = Boundary.ZERO,
+        *,
+        dtype: torch.dtype | None = None,
+    ):
+        kr, kc = _as_kernel(kernel_rows, dtype), _as_kernel(kernel_cols, dtype)
+        if kr.ndim != 1 or kc.ndim != 1:
+            raise ValueError(f"SeparableBlur takes two 1-D kernels, got shapes {tuple(kr.shape)}, {tuple(kc.shape)}")
+        if kr.dtype != kc.dtype:
+            raise TypeError(f"SeparableBlur kernels differ in dtype: {kr.dtype} and {kc.dtype}")
+        in_shape = as_shape(in_shape, "in_shape")
+        _check_kernel(torch.outer(kr, kc), in_shape, "SeparableBlur")
+        super().__init__(in_shape, in_shape, dtype=kr.dtype, device=kr.device)
+        self.kernel_rows, self.kernel_cols = kr, kc
+        self.boundary = Boundary.coerce(boundary)
+        kh, kw = len(kr), len(kc)
+        self.pad = Pad(
+            in_shape,
+            ((kh - 1 - kh // 2, kh // 2), (kw - 1 - kw // 2, kw // 2)),
+            self.boundary,
+            dtype=kr.dtype,
+            device=kr.device,
+        )
+        self.weight_rows = kr.flip(0).reshape(1, 1, kh, 1)
+        self.weight_cols = kc.flip(0).reshape(1, 1, 1, kw)
+
+    @property
+    def kernel(self) -> torch.Tensor:
+        return torch.outer(self.kernel_rows, self.kernel_cols)
+
+    def _apply(self, x):
+        n = x.shape[0]
+        xp = self.pad._apply(x).reshape(-1, 1, *self.pad.out_shape[-2:])
+        y = _depthwise(_depthwise(xp, self.weight_rows), self.weight_cols)
+        return y.reshape(n, *self.in_shape)
+
+    def _adjoint(self, y):
+        n = y.shape[0]
+        kh, kw = len(self.kernel_rows), len(self.kernel_cols)
+        yp = y.reshape(-1, 1, *self.in_shape[-2:])
+        xp = _depthwise(yp, self.weight_cols.flip(-1), padding=(0, kw - 1))
+        xp = _depthwise(xp, self.weight_rows.flip(-2), padding=(kh - 1, 0))
+        return self.pad._adjoint(xp.reshape(n, *self.pad.out_shape))
+
+    def __repr__(self):
+        return (
+            f"SeparableBlur({len(self.kernel_rows)}x{len(self.kernel_cols)}, in_shape={self.in_shape}, "
+            f"{self.boundary.value})"
+        )
+
+
+def gaussian_blur(
+    in_shape,
+    sigma: float | tuple[float, float],
+    boundary: Boundary | str = Boundary.ZERO,
+    *,
+    size=None,
+    dtype=torch.float32,
+) -> LinearOperator:
+    """Gaussian blur of standard deviation `sigma` (pixels): circular if the boundary is CIRCULAR,
+    else a `SeparableBlur` with the given boundary."""
+    sy, sx = (sigma, sigma) if isinstance(sigma, (int, float)) else sigma
+    hy, hx = (size, size) if size is None or isinstance(size, int) else size
+    rows, cols = gaussian_kernel_1d(sy, hy, dtype=dtype), gaussian_kernel_1d(sx, hx, dtype=dtype)
+    if Boundary.coerce(boundary) is Boundary.CIRCULAR:
+        return CircularBlur(torch.outer(rows, cols), in_shape)
+    return SeparableBlur(rows, cols, in_shape, boundary)
