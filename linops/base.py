@@ -148,7 +148,7 @@ class LinearOperator(abc.ABC):
     def _check_input(self, x: torch.Tensor) -> Shape:
         """Validate x against in_shape, precision and device; return its batch shape."""
         if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{self!r} applies to tensors and arrays, got {type(x).__name__}")
+            raise TypeError(f"{self!r} applies to torch tensors, got {type(x).__name__}")
         k = len(self.in_shape)
         if x.ndim < k or tuple(x.shape[x.ndim - k :]) != self.in_shape:
             raise ValueError(

@@ -7,7 +7,7 @@ import math
 import torch
 
 from ..base import LinearOperator, as_shape
-from ..rules import adjoint_rules, composition_rules
+from ..rules import adjoint_rules, composition_rules, sum_rules
 
 
 class Matrix(LinearOperator):
@@ -49,3 +49,9 @@ def _adjoint_of_matrix(a):
 def _matrix_product(a, b):
     """M N is one dense matrix."""
     return Matrix(a.matrix @ b.matrix, b.in_shape, a.out_shape)
+
+
+@sum_rules.register(Matrix, Matrix)
+def _matrix_sum(a, b):
+    """M + N is one dense matrix."""
+    return Matrix(a.matrix + b.matrix, a.in_shape, a.out_shape)

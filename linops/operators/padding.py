@@ -99,9 +99,29 @@ class Pad(LinearOperator):
     def _axes(self):
         return range(-len(self.widths), 0)
 
+    def _native_mode(self) -> str | None:
+        """The torch.nn.functional.pad mode computing this padding, where torch has one."""
+        k = len(self.widths)
+        sizes = self.in_shape[-k:]
+        if self.boundary is Boundary.REFLECT and all(b < n and a < n for n, (b, a) in zip(sizes, self.widths)):
+            return "reflect"
+        if self.boundary is Boundary.REPLICATE:
+            return "replicate"
+        if self.boundary is Boundary.CIRCULAR and all(b <= n and a <= n for n, (b, a) in zip(sizes, self.widths)):
+            return "circular"
+        return None
+
     def _apply(self, x):
+        flat = [w for pair in reversed(self.widths) for w in pair]
         if self.boundary is Boundary.ZERO:
-            return F.pad(x, [w for pair in reversed(self.widths) for w in pair])
+            return F.pad(x, flat)
+        mode = self._native_mode() if len(self.widths) <= 3 else None
+        if mode is not None:
+            # torch's native kernels want (N, C, *spatial) with 1 to 3 padded spatial axes
+            k = len(self.widths)
+            lead = x.shape[: x.ndim - k]
+            out = F.pad(x.reshape(-1, 1, *x.shape[x.ndim - k :]), flat, mode=mode)
+            return out.reshape(*lead, *out.shape[2:])
         for axis, idx in zip(self._axes(), self.indices):
             x = x.index_select(axis, idx)
         return x
