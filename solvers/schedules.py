@@ -1,0 +1,170 @@
+"""Noise schedules as values: each is a small frozen dataclass whose `sigmas()` returns a tensor.
+
+VE convention throughout: x_sigma = x0 + sigma eps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+class Schedule:
+    """A decreasing sequence of noise levels sigma_1 > ... > sigma_N (float64 tensor)."""
+
+    steps: int
+
+    def sigmas(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return self.steps
+
+
+def _check_steps(steps: int, name: str):
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"{name}: steps must be a positive int, got {steps!r}")
+
+
+@dataclass(frozen=True)
+class Geometric(Schedule):
+    """sigma_n = sigma_1 (sigma_N / sigma_1)^((n - 1) / (N - 1)), n = 1..N (DDGM's schedule)."""
+
+    sigma_first: float = 3.0
+    sigma_last: float = 0.03
+    steps: int = 150
+
+    def __post_init__(self):
+        _check_steps(self.steps, "Geometric")
+        if not 0 < self.sigma_last <= self.sigma_first:
+            raise ValueError(
+                f"Geometric needs 0 < sigma_last <= sigma_first, got sigma_first={self.sigma_first}, "
+                f"sigma_last={self.sigma_last}"
+            )
+
+    def sigmas(self) -> torch.Tensor:
+        if self.steps == 1:
+            return torch.tensor([self.sigma_first], dtype=torch.float64)
+        n = torch.arange(self.steps, dtype=torch.float64)
+        return self.sigma_first * (self.sigma_last / self.sigma_first) ** (n / (self.steps - 1))
+
+    @property
+    def ratio(self) -> float:
+        """sigma_{n+1} / sigma_n."""
+        return 1.0 if self.steps == 1 else (self.sigma_last / self.sigma_first) ** (1 / (self.steps - 1))
+
+
+@dataclass(frozen=True)
+class Constant(Schedule):
+    """sigma_n = sigma for every step (sigma = 0 turns a stochastic solver into a deterministic one)."""
+
+    sigma: float = 0.0
+    steps: int = 1
+
+    def __post_init__(self):
+        _check_steps(self.steps, "Constant")
+        if self.sigma < 0:
+            raise ValueError(f"Constant sigma must be non-negative, got {self.sigma}")
+
+    def sigmas(self) -> torch.Tensor:
+        return torch.full((self.steps,), float(self.sigma), dtype=torch.float64)
+
+
+def alpha_for_ratio(ratio: float, beta: float) -> float:
+    """The step alpha of DDGM's Eq. 2 for which one step lowers the noise by `ratio`:
+
+    x_{n+1} = x_n - alpha sigma_n eps(x_n) + sqrt(alpha beta) sigma_n z keeps a residual noise of
+    variance ((1 - alpha)^2 + alpha beta) sigma_n^2, so alpha is the small root of
+    alpha^2 - (2 - beta) alpha + (1 - ratio^2) = 0.
+    """
+    disc = (2 - beta) ** 2 - 4 * (1 - ratio**2)
+    if disc < 0:
+        raise ValueError(f"no alpha lowers the noise by a ratio {ratio} with beta={beta}")
+    return ((2 - beta) - math.sqrt(disc)) / 2
+
+
+@dataclass(frozen=True)
+class DDGMUnconditionalSchedule(Schedule):
+    """DDGM's Eq. 2: sigma_n = sigma_1 ((1 - alpha)^2 + alpha beta)^((n - 1) / 2), with the sampler step
+    x_{n+1} = x_n - alpha sigma_n eps(x_n) + sqrt(alpha beta) sigma_n z (paper: 30, 0.183, 0.5, 50)."""
+
+    sigma_first: float = 30.0
+    alpha: float = 0.183
+    beta: float = 0.5
+    steps: int = 50
+
+    def __post_init__(self):
+        _check_steps(self.steps, "DDGMUnconditionalSchedule")
+        if not (0 < self.alpha < 1 and 0 <= self.beta and self.sigma_first > 0):
+            raise ValueError(f"need sigma_first > 0, 0 < alpha < 1, beta >= 0; got {self}")
+        if (1 - self.alpha) ** 2 + self.alpha * self.beta >= 1:
+            raise ValueError(f"alpha={self.alpha}, beta={self.beta} do not lower the noise level")
+
+    @classmethod
+    def from_endpoints(cls, sigma_first: float, sigma_last: float, steps: int, beta: float = 0.5):
+        """The Eq. 2 schedule reaching sigma_last after `steps` steps (how DDGM set DPS*'s alpha)."""
+        ratio = (sigma_last / sigma_first) ** (1 / max(steps - 1, 1))
+        return cls(sigma_first, alpha_for_ratio(ratio, beta), beta, steps)
+
+    def sigmas(self) -> torch.Tensor:
+        n = torch.arange(self.steps, dtype=torch.float64)
+        return self.sigma_first * ((1 - self.alpha) ** 2 + self.alpha * self.beta) ** (n / 2)
+
+
+@dataclass(frozen=True)
+class Karras(Schedule):
+    """Karras et al. (2022): sigma_i = (s_max^(1/rho) + i/(N-1) (s_min^(1/rho) - s_max^(1/rho)))^rho."""
+
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    rho: float = 7.0
+    steps: int = 50
+
+    def __post_init__(self):
+        _check_steps(self.steps, "Karras")
+        if not 0 < self.sigma_min < self.sigma_max:
+            raise ValueError(f"Karras needs 0 < sigma_min < sigma_max, got {self.sigma_min}, {self.sigma_max}")
+
+    def sigmas(self) -> torch.Tensor:
+        i = torch.linspace(0, 1, self.steps, dtype=torch.float64)
+        lo, hi = self.sigma_min ** (1 / self.rho), self.sigma_max ** (1 / self.rho)
+        return (hi + i * (lo - hi)) ** self.rho
+
+
+@dataclass(frozen=True)
+class VP(Schedule):
+    """A DDPM (variance-preserving) beta schedule seen in VE units: alpha_bar_t = prod_{s<=t} (1 - beta_s)
+    and sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t), listed from t = T down to t = 1.
+
+    `linear(beta_start=1e-4, beta_end=0.02, steps=1000)` is Ho et al.'s schedule.
+    """
+
+    betas: tuple[float, ...]
+
+    @classmethod
+    def linear(cls, beta_start: float = 1e-4, beta_end: float = 0.02, steps: int = 1000) -> VP:
+        _check_steps(steps, "VP.linear")
+        return cls(tuple(torch.linspace(beta_start, beta_end, steps, dtype=torch.float64).tolist()))
+
+    def __post_init__(self):
+        if not self.betas or not all(0 < b < 1 for b in self.betas):
+            raise ValueError("VP betas must lie in (0, 1)")
+
+    @property
+    def steps(self) -> int:
+        return len(self.betas)
+
+    def alpha_bar(self) -> torch.Tensor:
+        """alpha_bar_t for t = 1..T."""
+        return torch.cumprod(1 - torch.tensor(self.betas, dtype=torch.float64), dim=0)
+
+    def sigmas(self) -> torch.Tensor:
+        ab = self.alpha_bar()
+        return torch.sqrt((1 - ab) / ab).flip(0)
+
+
+def append_zero(sigmas: torch.Tensor) -> torch.Tensor:
+    """sigma_1, ..., sigma_N, 0: the 'next' noise level of the last step is zero."""
+    return torch.cat([sigmas, sigmas.new_zeros(1)])
