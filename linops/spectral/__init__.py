@@ -1,0 +1,52 @@
+"""The spectral toolkit: SVD, spectral norm, Krylov solvers and the pseudo-inverse.
+
+Free functions dispatching on operator structure (per-type rules, a computed fallback), with
+algorithms as typed values:
+
+    svd(A, algorithm=None | DenseSVD() | RandomizedSVD(rank=k) | RandomizedSVD(threshold=t))
+    norm(A, algorithm=None | Lanczos(tol, max_iter, seed) | PowerIteration(tol, max_iter, seed))
+    solve(A, b, CG(...) | CGLS(...) | LSQR(...), damping=lambda, x0=None)
+    pinv(A, SVDPinv(rtol, atol) | CGLS(...) | LSQR(...))
+
+`A.svd()`, `A.norm()` and `A.pinv()` call these. Results are cached per operator instance.
+"""
+
+from . import cache
+from .bases import ComplementProjector, Hartley2, PairRotation, is_coisometry, is_isometry, is_unitary
+from .computed import DENSE_LIMIT, DenseSVD, RandomizedSVD
+from .decomposition import SVD
+from .krylov import CG, CGLS, LSQR, SolveResult, solve
+from .pseudoinverse import IterativePinv, SVDPinv, pinv
+from .spectral_norm import Lanczos, PowerIteration, lanczos, norm, norm_rules, power_iteration
+from .svd_dispatch import structured_svd, svd, svd_rules
+
+__all__ = [
+    "CG",
+    "CGLS",
+    "DENSE_LIMIT",
+    "LSQR",
+    "Lanczos",
+    "SVD",
+    "ComplementProjector",
+    "DenseSVD",
+    "Hartley2",
+    "IterativePinv",
+    "PairRotation",
+    "PowerIteration",
+    "RandomizedSVD",
+    "SVDPinv",
+    "SolveResult",
+    "cache",
+    "is_coisometry",
+    "is_isometry",
+    "is_unitary",
+    "lanczos",
+    "norm",
+    "norm_rules",
+    "pinv",
+    "power_iteration",
+    "solve",
+    "structured_svd",
+    "svd",
+    "svd_rules",
+]

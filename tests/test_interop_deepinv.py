@@ -1,0 +1,153 @@
+"""deepinv interop: our operators as deepinv physics (decomposable when their SVD is structured, so
+deepinv's own DDRM runs on them) and deepinv physics as our operators."""
+
+import numpy as np
+import pytest
+import torch
+
+dinv = pytest.importorskip("deepinv")
+
+from linops import CircularBlur, Decimate, Diagonal, Downsample, FourierSampling, Mask, gaussian_kernel  # noqa: E402
+from linops.interop.deepinv import from_deepinv, to_deepinv  # noqa: E402
+from linops.spectral import RandomizedSVD, svd  # noqa: E402
+from linops.testing import Opaque, dottest  # noqa: E402
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def bits(*shape, p=0.5, seed=0):
+    return torch.rand(shape, generator=gen(seed)) > p
+
+
+OPERATORS = {
+    "mask": lambda: Mask(bits(1, 12, 12)),
+    "diagonal": lambda: Diagonal(torch.randn(2, 12, 12, generator=gen(1))),
+    "circular-blur": lambda: CircularBlur(gaussian_kernel(1.0), (1, 12, 12)),
+    "downsample": lambda: Downsample((2, 12, 12), 2),
+    "decimate": lambda: Decimate((1, 12, 12), 3, offset=1),
+    "mask @ downsample": lambda: Mask(bits(1, 6, 6)) @ Downsample((1, 12, 12), 2),
+    "mask @ blur (no structure)": lambda: Mask(bits(1, 12, 12)) @ CircularBlur(gaussian_kernel(1.0), (1, 12, 12)),
+    "opaque": lambda: Opaque(CircularBlur(gaussian_kernel(1.0), (1, 12, 12))),
+}
+STRUCTURED = {"mask", "diagonal", "circular-blur", "downsample", "decimate", "mask @ downsample"}
+
+
+@pytest.fixture(params=sorted(OPERATORS), ids=str)
+def case(request):
+    return request.param, OPERATORS[request.param]()
+
+
+def test_adjointness_test_passes(case):
+    name, A = case
+    physics = to_deepinv(A)
+    u = torch.randn(2, *A.in_shape, generator=gen(2))
+    assert float(physics.adjointness_test(u)) < 1e-5
+    assert isinstance(physics, dinv.physics.DecomposablePhysics) == (name in STRUCTURED)
+
+
+def test_physics_calls_our_operator(case):
+    _, A = case
+    physics = to_deepinv(A, dinv.physics.GaussianNoise(0.1))
+    x = torch.randn(3, *A.in_shape, generator=gen(3))
+    torch.testing.assert_close(physics.A(x), A @ x)
+    y = torch.randn(3, *A.out_shape, generator=gen(4))
+    torch.testing.assert_close(physics.A_adjoint(y), A.H @ y)
+    noisy = physics(x)
+    assert noisy.shape == (3, *A.out_shape) and not torch.allclose(noisy, A @ x)
+
+
+@pytest.mark.parametrize("name", sorted(STRUCTURED), ids=str)
+def test_decomposition_is_consistent(name):
+    """U diag(mask) V^H = A, and V V^H = I, also for incomplete SVDs (the Parseval frame [V, P])."""
+    A = OPERATORS[name]()
+    physics = to_deepinv(A)
+    x = torch.randn(2, *A.in_shape, generator=gen(5))
+    torch.testing.assert_close(physics.U(physics.mask * physics.V_adjoint(x)), A @ x, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(physics.V(physics.V_adjoint(x)), x, atol=1e-5, rtol=1e-5)
+    y = A @ x
+    torch.testing.assert_close(physics.U(physics.U_adjoint(y)), y, atol=1e-5, rtol=1e-5)
+
+
+def test_given_svd_makes_any_operator_decomposable():
+    A = Opaque(Mask(bits(1, 8, 8)) @ CircularBlur(gaussian_kernel(0.8), (1, 8, 8)))
+    dec = svd(A, RandomizedSVD(threshold=1e-3))
+    physics = to_deepinv(A, svd=dec)
+    assert isinstance(physics, dinv.physics.DecomposablePhysics)
+    x = torch.randn(2, *A.in_shape, generator=gen(6))
+    torch.testing.assert_close(physics.V(physics.V_adjoint(x)), x, atol=1e-5, rtol=1e-5)
+    # the truncated SVD reproduces A up to the dropped singular values (below 1e-3)
+    assert float((physics.U(physics.mask * physics.V_adjoint(x)) - A @ x).abs().max()) < 1e-2
+
+
+def identity_denoiser(x, sigma):
+    return x
+
+
+@pytest.mark.parametrize("name", ["mask", "circular-blur", "downsample", "mask @ downsample"], ids=str)
+def test_deepinv_ddrm_runs_on_our_operators(name):
+    A = OPERATORS[name]()
+    physics = to_deepinv(A, dinv.physics.GaussianNoise(0.05))
+    x = torch.rand(2, *A.in_shape, generator=gen(7))
+    torch.manual_seed(0)
+    y = physics(x)
+    ddrm = dinv.sampling.DDRM(denoiser=identity_denoiser, sigmas=np.linspace(1, 0, 10))
+    out = ddrm(y, physics)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", ["mask", "downsample", "mask @ downsample", "decimate"], ids=str)
+def test_noiseless_ddrm_is_data_consistent(name):
+    """With sigma_y = 0, DDRM's last step sets every observed spectral coordinate to y_bar, so
+    A x_out = y: this checks the wiring of U, V and the singular values (Parseval frame included)."""
+    A = OPERATORS[name]()
+    physics = to_deepinv(A, dinv.physics.GaussianNoise(0.0))
+    x = torch.rand(2, *A.in_shape, generator=gen(8))
+    y = A @ x
+    torch.manual_seed(1)
+    out = dinv.sampling.DDRM(denoiser=identity_denoiser, sigmas=np.linspace(1, 0, 6))(y, physics)
+    torch.testing.assert_close(A @ out, y, atol=1e-4, rtol=1e-4)
+
+
+def test_tomography_from_deepinv_composes_with_ours():
+    tomo = dinv.physics.Tomography(angles=12, img_width=16, circle=False, normalize=True)
+    R = from_deepinv(tomo, (1, 16, 16))
+    assert R.in_shape == (1, 16, 16) and R.out_shape[0] == 1 and not R.dtype.is_complex
+    assert dottest(R, tol=1e-4) < 1e-4
+    blur = CircularBlur(gaussian_kernel(1.0), (1, 16, 16))
+    mask = Mask(bits(1, 16, 16, p=0.2))
+    composed = R @ blur @ mask
+    assert dottest(composed, tol=1e-4) < 1e-4
+    x = torch.randn(2, 1, 16, 16, generator=gen(9))
+    torch.testing.assert_close(composed @ x, tomo.A(blur @ (mask @ x)))
+    # autograd through the wrapped physics: the gradient of <R x, v> is R^H v
+    v = torch.randn(2, *R.out_shape, generator=gen(10))
+    xg = x.clone().requires_grad_(True)
+    (R @ xg).mul(v).sum().backward()
+    torch.testing.assert_close(xg.grad, R.H @ v, atol=1e-5, rtol=1e-4)
+
+
+def test_round_trip_and_inpainting_agree():
+    A = Mask(bits(1, 8, 8))
+    back = from_deepinv(to_deepinv(A), (1, 8, 8))
+    torch.testing.assert_close(back.to_dense(), A.to_dense())
+    m = bits(1, 8, 8, seed=3).float()
+    ours = from_deepinv(dinv.physics.Inpainting(img_size=(1, 8, 8), mask=m), (1, 8, 8))
+    torch.testing.assert_close(ours.to_dense(), Mask(m).to_dense())
+
+
+def test_complex_fourier_sampling_is_decomposable():
+    A = FourierSampling(bits(8, 8), (1, 8, 8))
+    physics = to_deepinv(A)
+    assert isinstance(physics, dinv.physics.DecomposablePhysics)
+    x = torch.randn(2, 1, 8, 8, generator=gen(11)).to(torch.complex64)
+    assert float(physics.adjointness_test(x)) < 1e-5
+    torch.testing.assert_close(physics.U(physics.mask * physics.V_adjoint(x)), A @ x, atol=1e-5, rtol=1e-5)
+
+
+def test_errors():
+    with pytest.raises(TypeError, match="LinearOperator"):
+        to_deepinv(lambda x: x)
+    with pytest.raises(TypeError, match="LinearPhysics"):
+        from_deepinv(object(), (1, 4, 4))
