@@ -71,6 +71,40 @@ def sigma_like(sigma, x: torch.Tensor) -> torch.Tensor:
     return s
 
 
+def per_sample_sigma(sigma, x: torch.Tensor, event_ndim: int, *, allow_zero: bool = False) -> torch.Tensor:
+    """One noise level per sample: a tensor of shape x.shape[:x.ndim - event_ndim].
+
+    x has shape (*batch, *event) with `event_ndim` trailing event axes (e.g. 3 for (C, H, W) images).
+    sigma is a float, a per-sample tensor of shape (B,) (B = x.shape[0]), or any tensor that
+    broadcasts to x and is constant over the event axes. A per-pixel sigma map raises ValueError.
+    `allow_zero` admits sigma = 0 (e.g. the log density of the clean prior); negative sigma always raises.
+    """
+    s = torch.as_tensor(sigma, dtype=x.real.dtype if x.is_complex() else x.dtype, device=x.device)
+    n_batch = x.ndim - event_ndim
+    if n_batch < 0:
+        raise ValueError(f"x of shape {tuple(x.shape)} has fewer than the {event_ndim} event axes expected")
+    if s.ndim == 1 and n_batch >= 1 and x.ndim > 1:
+        if s.shape[0] not in (1, x.shape[0]):
+            raise ValueError(f"per-sample sigma of shape {tuple(s.shape)} does not match batch size {x.shape[0]}")
+        s = s.reshape(-1, *([1] * (x.ndim - 1)))
+    if s.ndim > x.ndim:
+        raise ValueError(f"sigma of shape {tuple(s.shape)} has more axes than x of shape {tuple(x.shape)}")
+    full = (1,) * (x.ndim - s.ndim) + tuple(s.shape)
+    if any(d != 1 for d in full[n_batch:]):
+        raise ValueError(
+            f"sigma of shape {tuple(s.shape)} varies over the event axes of x {tuple(x.shape)}; "
+            "give one noise level per sample (a float or a (B,) tensor)."
+        )
+    batch = tuple(x.shape[:n_batch])
+    try:
+        s = s.reshape(full[:n_batch]).expand(batch)
+    except RuntimeError:
+        raise ValueError(f"sigma of shape {tuple(s.shape)} does not broadcast to the batch shape {batch}") from None
+    if bool((s < 0).any()) or (not allow_zero and bool((s == 0).any())):
+        raise ValueError(f"sigma must be {'non-negative' if allow_zero else 'positive'}")
+    return s
+
+
 class Prior:
     """Base class: implement one of `denoise`, `score` or `eps`; the others follow by Tweedie.
 
