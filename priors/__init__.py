@@ -1,6 +1,36 @@
 """priors: what an image looks like, as denoise / score / eps under the VE convention."""
 
-from .protocol import SYMMETRIC, UNIT, Convention, ConvertedPrior, Prior, log_uniform_sigma, sigma_like, standardized
+from .analytic import (
+    EmpiricalPrior,
+    GaussianMixturePrior,
+    GaussianPosterior,
+    GaussianPrior,
+    MixturePosterior,
+    isotropic_power_spectrum,
+    stationary_covariance,
+)
+from .dirac import (
+    DegradationAware,
+    DegradationAwarePrior,
+    DegradationProcess,
+    GeometricNoise,
+    IncrementalReconstructionLoss,
+)
+from .dirac_gaussian import GaussianDegradationAwarePrior
+from .network import Conditioning, NetworkPrior, Prediction, TimestepLookup, VPSchedule
+from .patch import PatchDSMLoss, PatchPrior
+from .protocol import (
+    SYMMETRIC,
+    UNIT,
+    Convention,
+    ConvertedPrior,
+    Prior,
+    log_uniform_sigma,
+    per_sample_sigma,
+    sigma_like,
+    standardized,
+)
+from .tiled import TiledPrior, bump_window
 
 __all__ = [
     "SYMMETRIC",
@@ -11,4 +41,27 @@ __all__ = [
     "log_uniform_sigma",
     "sigma_like",
     "standardized",
+    "per_sample_sigma",
+    "EmpiricalPrior",
+    "GaussianMixturePrior",
+    "GaussianPosterior",
+    "GaussianPrior",
+    "MixturePosterior",
+    "isotropic_power_spectrum",
+    "stationary_covariance",
+    "Conditioning",
+    "NetworkPrior",
+    "Prediction",
+    "TimestepLookup",
+    "VPSchedule",
+    "DegradationAware",
+    "DegradationAwarePrior",
+    "DegradationProcess",
+    "GaussianDegradationAwarePrior",
+    "GeometricNoise",
+    "IncrementalReconstructionLoss",
+    "PatchDSMLoss",
+    "PatchPrior",
+    "TiledPrior",
+    "bump_window",
 ]

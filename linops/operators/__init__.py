@@ -15,7 +15,18 @@ from .fourier import FFT2, FourierSampling
 from .identity import Identity, Zero
 from .matrix import Matrix
 from .padding import Boundary, Crop, Pad
+from .patches import PatchGrid, Tiles
 from .reshape import Reshape
+from .severity import (
+    GaussianBlurFamily,
+    GaussianBlurs,
+    GaussianKernel,
+    GaussianMaskFamily,
+    LinearRamp,
+    PiecewiseLinearRamp,
+    SeverityFamily,
+)
+from .tomography import FanBeamRadon, FilterWindow, Radon, fbp
 
 __all__ = [
     "FFT2",
@@ -38,4 +49,17 @@ __all__ = [
     "gaussian_blur",
     "gaussian_kernel",
     "gaussian_kernel_1d",
+    "GaussianBlurFamily",
+    "GaussianBlurs",
+    "GaussianKernel",
+    "GaussianMaskFamily",
+    "LinearRamp",
+    "PatchGrid",
+    "PiecewiseLinearRamp",
+    "SeverityFamily",
+    "Tiles",
+    "FanBeamRadon",
+    "FilterWindow",
+    "Radon",
+    "fbp",
 ]

@@ -7,5 +7,15 @@ test in the suite runs over it, and a new operator joins by registering an examp
 
 from .checks import dottest, random_like_input, random_like_output
 from .market import MarketEntry, entries, make, register
+from .opaque import Opaque
 
-__all__ = ["MarketEntry", "dottest", "entries", "make", "random_like_input", "random_like_output", "register"]
+__all__ = [
+    "MarketEntry",
+    "Opaque",
+    "dottest",
+    "entries",
+    "make",
+    "random_like_input",
+    "random_like_output",
+    "register",
+]

@@ -40,7 +40,12 @@ class MarketEntry:
 _MARKET: dict[str, MarketEntry] = {}
 
 #: modules whose import registers examples; a new family of operators appends its module here
-EXAMPLE_MODULES = ["linops.testing.examples_basic"]
+EXAMPLE_MODULES = [
+    "linops.testing.examples_basic",
+    "linops.testing.examples_patches",
+    "linops.testing.examples_severity",
+    "linops.testing.examples_tomography",
+]
 
 
 def register(name: str, *, reference: Reference | None = None, tags=()):
