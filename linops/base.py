@@ -279,23 +279,24 @@ class LinearOperator(abc.ABC):
 
     # ----------------------------------------------------------------------------------------
     # spectral toolkit entry points (implemented in linops.spectral)
-    def norm(self, **kwargs) -> float:
-        """Spectral norm ||A||_2 (power iteration, cached)."""
+    def norm(self, algorithm=None) -> float:
+        """Spectral norm ||A||_2 (exact for structured types, else Lanczos; cached). See `linops.norm`."""
         from .spectral import norm
 
-        return norm(self, **kwargs)
+        return norm(self, algorithm)
 
-    def svd(self, **kwargs):
-        """A = U diag(s) V^H with U and V as operators (structured where known, else computed)."""
+    def svd(self, algorithm=None, **kwargs):
+        """A = U diag(s) V^H with U and V as operators (structured where known, else computed).
+        See `linops.svd`."""
         from .spectral import svd
 
-        return svd(self, **kwargs)
+        return svd(self, algorithm, **kwargs)
 
-    def pinv(self, **kwargs) -> LinearOperator:
-        """The Moore-Penrose pseudo-inverse A^+ as an operator."""
+    def pinv(self, method=None) -> LinearOperator:
+        """The Moore-Penrose pseudo-inverse A^+ as an operator. See `linops.pinv`."""
         from .spectral import pinv
 
-        return pinv(self, **kwargs)
+        return pinv(self, method)
 
 
 # --------------------------------------------------------------------------------------------

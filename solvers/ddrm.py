@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from linops.spectral import DenseSVD, RandomizedSVD, structured_svd
+from linops.spectral import DenseSVD, GramEigh, RandomizedSVD, structured_svd
 
 from .schedules import Geometric, Schedule, append_zero
 from .tracking import Result, Tracker, gaussian_like
@@ -45,7 +45,7 @@ class DDRM:
     eta: float = 0.85
     eta_b: float = 1.0
     singular_value_cutoff: float = 0.0
-    svd_algorithm: DenseSVD | RandomizedSVD | None = None
+    svd_algorithm: DenseSVD | GramEigh | RandomizedSVD | None = None
 
     def __post_init__(self):
         if not (0 <= self.eta <= 1 and 0 <= self.eta_b <= 1):

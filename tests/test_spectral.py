@@ -630,3 +630,32 @@ def test_radon_gets_a_computed_svd():
     assert rnd.s.numel() == int((dense.s > t).sum())
     torch.testing.assert_close(rnd.s, dense.s[: rnd.s.numel()], rtol=1e-6, atol=0)
     assert norm(R) == pytest.approx(float(dense.s[0]), rel=1e-8)
+
+
+# ----------------------------------------------------------------------------------------------
+# GramEigh: the SVD through eigh of the smaller Gram matrix
+
+
+@pytest.mark.parametrize("transpose", [False, True], ids=["tall", "wide"])
+def test_gram_eigh_agrees_with_dense_svd(transpose):
+    A = linops.Radon.tilt_series((1, 10, 10), 12, 60.0, dtype=torch.float64)
+    A = A.H if transpose else A
+    dense = torch.linalg.svdvals(A.to_dense())
+    out = linops.svd(A, linops.GramEigh())
+    k = out.s.shape[0]
+    torch.testing.assert_close(out.s, dense[:k], rtol=1e-9, atol=1e-9 * float(dense[0]))
+    assert all(float(v) <= 1e-7 * float(dense[0]) for v in dense[k:])
+    U, V = out.U.to_dense(), out.V.to_dense()
+    eye = torch.eye(k, dtype=torch.float64)
+    torch.testing.assert_close(U.T @ U, eye, atol=1e-8, rtol=0)
+    torch.testing.assert_close(V.T @ V, eye, atol=1e-8, rtol=0)
+    torch.testing.assert_close(U @ torch.diag(out.s) @ V.T, A.to_dense(), atol=1e-9, rtol=0)
+
+
+def test_gram_eigh_keeps_precision_of_a_float32_operator():
+    A = linops.Radon.tilt_series((1, 8, 8), 6, 45.0)
+    out = linops.svd(A, linops.GramEigh())
+    assert out.U.dtype == torch.float32 and out.s.dtype == torch.float32
+    assert not out.complete  # the rank-deficient directions are left to the complement projector
+    x = torch.randn(2, 1, 8, 8)
+    torch.testing.assert_close(out.U @ (out.s * (out.V.H @ x)), A @ x, rtol=1e-4, atol=1e-4)

@@ -13,7 +13,7 @@ algorithms as typed values:
 
 from . import cache
 from .bases import ComplementProjector, Hartley2, PairRotation, is_coisometry, is_isometry, is_unitary
-from .computed import DENSE_LIMIT, DenseSVD, RandomizedSVD
+from .computed import DENSE_LIMIT, DenseSVD, GramEigh, RandomizedSVD
 from .decomposition import SVD
 from .krylov import CG, CGLS, LSQR, SolveResult, solve
 from .pseudoinverse import IterativePinv, SVDPinv, pinv
@@ -29,6 +29,7 @@ __all__ = [
     "SVD",
     "ComplementProjector",
     "DenseSVD",
+    "GramEigh",
     "Hartley2",
     "IterativePinv",
     "PairRotation",

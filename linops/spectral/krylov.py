@@ -17,6 +17,7 @@ range(A^H)).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -90,10 +91,13 @@ def solve(
     *,
     damping: float = 0.0,
     x0: torch.Tensor | None = None,
+    callback: Callable[[int, torch.Tensor], None] | None = None,
 ) -> SolveResult:
     """Solve A x = b (CG) or min ||A x - b||^2 + damping ||x||^2 (CGLS, LSQR; default LSQR()).
 
-    b: (*batch, *A.out_shape); x0: (*batch, *A.in_shape) or None (zero). Raises ValueError on
+    b: (*batch, *A.out_shape); x0: (*batch, *A.in_shape) or None (zero). `callback(k, x_k)`, if given,
+    is called after every iteration k = 1, 2, ... with the iterate x_k of shape (*batch, *A.in_shape)
+    (do not modify it). Raises ValueError on
     shape mismatch, on CG with a non-square operator or an indefinite one, and FloatingPointError
     with the iteration number when NaN or Inf appears.
     """
@@ -125,7 +129,8 @@ def solve(
             raise ValueError(f"solve: x0 must have shape {(*batch, *A.in_shape)}, got {tuple(x0.shape)}")
         xf = x0.reshape(N, *A.in_shape).to(bf.dtype)
     runner = {CG: _cg, CGLS: _cgls, LSQR: _lsqr}[type(algorithm)]
-    x, history, converged = runner(A, bf, xf, algorithm, float(damping), x0 is not None)
+    on_step = None if callback is None else lambda k, x: callback(k, x.reshape(*batch, *A.in_shape))
+    x, history, converged = runner(A, bf, xf, algorithm, float(damping), x0 is not None, on_step)
     residuals = torch.stack(history).reshape(len(history), *batch)
     return SolveResult(x.reshape(*batch, *A.in_shape), residuals, len(history) - 1, converged.reshape(batch))
 
@@ -167,7 +172,7 @@ def _threshold(alg: _Krylov, reference: torch.Tensor) -> torch.Tensor:
 # CG
 
 
-def _cg(A, b, x, alg: CG, damping: float, x0_given: bool):
+def _cg(A, b, x, alg: CG, damping: float, x0_given: bool, on_step=None):
     op = lambda v: A.apply(v) + damping * v if damping else A.apply(v)
     r = b - op(x)
     p = r.clone()
@@ -196,6 +201,8 @@ def _cg(A, b, x, alg: CG, damping: float, x0_given: bool):
         _check_finite("CG", k, rr, alpha)
         history.append(rr.sqrt())
         converged = converged | (history[-1] <= stop)
+        if on_step is not None:
+            on_step(k, x)
     return x, history, converged
 
 
@@ -208,7 +215,7 @@ def _normal_reference(A, b, x0_given: bool, initial: torch.Tensor) -> torch.Tens
     return _norm(A.H.apply(b)) if x0_given else initial
 
 
-def _cgls(A, b, x, alg: CGLS, damping: float, x0_given: bool):
+def _cgls(A, b, x, alg: CGLS, damping: float, x0_given: bool, on_step=None):
     H = A.H
     r = b - A.apply(x)
     s = H.apply(r) - damping * x
@@ -234,6 +241,8 @@ def _cgls(A, b, x, alg: CGLS, damping: float, x0_given: bool):
         _check_finite("CGLS", k, gamma, alpha)
         history.append(gamma.sqrt())
         converged = converged | (history[-1] <= stop)
+        if on_step is not None:
+            on_step(k, x)
     return x, history, converged
 
 
@@ -241,7 +250,7 @@ def _cgls(A, b, x, alg: CGLS, damping: float, x0_given: bool):
 # LSQR on K = [A; delta I], delta = sqrt(damping), right-hand side [b - A x0; -delta x0]
 
 
-def _lsqr(A, b, x0, alg: LSQR, damping: float, x0_given: bool):
+def _lsqr(A, b, x0, alg: LSQR, damping: float, x0_given: bool, on_step=None):
     H = A.H
     delta = math.sqrt(damping)
 
@@ -296,4 +305,6 @@ def _lsqr(A, b, x0, alg: LSQR, damping: float, x0_given: bool):
         _check_finite("LSQR", k, phi_bar, step, alpha, beta)
         history.append(torch.where(active, phi_bar * alpha * c.abs(), history[-1]))
         converged = converged | (history[-1] <= stop)
+        if on_step is not None:
+            on_step(k, x)
     return x, history, converged

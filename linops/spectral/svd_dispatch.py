@@ -62,7 +62,16 @@ from ..rules import RuleTable
 from ..simplify import simplify
 from . import cache
 from .bases import Hartley2, PairRotation, is_coisometry, is_isometry, is_unitary, reflect_frequencies, same_basis
-from .computed import DENSE_LIMIT, DenseSVD, RandomizedSVD, dense_size_message, dense_svd, randomized_svd
+from .computed import (
+    DENSE_LIMIT,
+    DenseSVD,
+    GramEigh,
+    RandomizedSVD,
+    dense_size_message,
+    dense_svd,
+    gram_eigh_svd,
+    randomized_svd,
+)
 from .decomposition import SVD
 
 #: svd rules: fn(op, child) -> SVD | None, where child(op) gives the SVD of a sub-operator or None
@@ -75,7 +84,7 @@ _NO_STRUCTURE = "no structure"
 
 def svd(
     A: LinearOperator,
-    algorithm: DenseSVD | RandomizedSVD | None = None,
+    algorithm: DenseSVD | GramEigh | RandomizedSVD | None = None,
     *,
     cache_dir: str | os.PathLike | None = None,
 ) -> SVD:
@@ -93,8 +102,10 @@ def svd(
     """
     if not isinstance(A, LinearOperator):
         raise TypeError(f"svd takes a LinearOperator, got {type(A).__name__}")
-    if algorithm is not None and not isinstance(algorithm, (DenseSVD, RandomizedSVD)):
-        raise TypeError(f"svd: algorithm must be DenseSVD(...), RandomizedSVD(...) or None, got {algorithm!r}")
+    if algorithm is not None and not isinstance(algorithm, (DenseSVD, RandomizedSVD, GramEigh)):
+        raise TypeError(
+            f"svd: algorithm must be DenseSVD(...), GramEigh(...), RandomizedSVD(...) or None, got {algorithm!r}"
+        )
     key = ("svd", algorithm)
     out = A._cache.get(key)
     if out is not None:
@@ -165,6 +176,8 @@ def _computed(A: LinearOperator, algorithm, cache_dir) -> SVD:
             return hit
     if isinstance(algorithm, DenseSVD):
         out = dense_svd(A, algorithm)
+    elif isinstance(algorithm, GramEigh):
+        out = gram_eigh_svd(A, algorithm)
     else:
         out = randomized_svd(A, algorithm)
     if key is not None:
