@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from linops.spectral import DenseSVD, GramEigh, RandomizedSVD, structured_svd
+from linops.spectral import DenseSVD, GramEigh, RandomizedSVD, cached_svd, structured_svd
 
 from .schedules import Geometric, Schedule, append_zero
 from .tracking import Result, Tracker, gaussian_like
@@ -60,7 +60,7 @@ class DDRM:
 
     def decomposition(self, A):
         """A's SVD: structured when the operator's type knows it, else computed (with a warning)."""
-        svd = structured_svd(A)
+        svd = structured_svd(A) or cached_svd(A, self.svd_algorithm)
         if svd is None:
             m, n = A.shape
             how = self.svd_algorithm or "a dense SVD"

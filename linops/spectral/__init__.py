@@ -18,7 +18,7 @@ from .decomposition import SVD
 from .krylov import CG, CGLS, LSQR, SolveResult, solve
 from .pseudoinverse import IterativePinv, SVDPinv, pinv
 from .spectral_norm import Lanczos, PowerIteration, lanczos, norm, norm_rules, power_iteration
-from .svd_dispatch import structured_svd, svd, svd_rules
+from .svd_dispatch import cached_svd, structured_svd, svd, svd_rules
 
 __all__ = [
     "CG",
@@ -47,6 +47,7 @@ __all__ = [
     "pinv",
     "power_iteration",
     "solve",
+    "cached_svd",
     "structured_svd",
     "svd",
     "svd_rules",

@@ -125,6 +125,11 @@ def svd(
     return out
 
 
+def cached_svd(A: LinearOperator, algorithm: DenseSVD | GramEigh | RandomizedSVD | None = None) -> SVD | None:
+    """The SVD `svd(A, algorithm)` already computed for this operator instance, or None (never computes)."""
+    return A._cache.get(("svd", algorithm))
+
+
 def structured_svd(A: LinearOperator) -> SVD | None:
     """The SVD of A from structural rules alone (never computed), or None when A has no known structure."""
     out = A._cache.get(("svd", "structured"))
