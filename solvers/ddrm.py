@@ -54,9 +54,10 @@ class DDRM:
             raise ValueError("DDRM: sigma_y and singular_value_cutoff must be non-negative")
 
     @classmethod
-    def ddgm_paper(cls, sigma_y: float, steps: int = 10) -> DDRM:
+    def ddgm_paper(cls, sigma_y: float, steps: int = 10, svd_algorithm=None) -> DDRM:
         """The DDGM paper's setting: eta = eta_b = 1, sigma 30 -> 0.03 in 10 steps, s < 1/30 zeroed."""
-        return cls(Geometric(30.0, 0.03, steps), sigma_y=sigma_y, eta=1.0, eta_b=1.0, singular_value_cutoff=1 / 30)
+        return cls(Geometric(30.0, 0.03, steps), sigma_y=sigma_y, eta=1.0, eta_b=1.0, singular_value_cutoff=1 / 30,
+                   svd_algorithm=svd_algorithm)
 
     def decomposition(self, A):
         """A's SVD: structured when the operator's type knows it, else computed (with a warning)."""

@@ -1,0 +1,5 @@
+"""`python -m solvers`: the demo and the reconstruction command (see solvers/app/cli.py)."""
+
+from .app.cli import main
+
+raise SystemExit(main())
