@@ -1,1 +1,29 @@
 """solvers: diffusion-based and classical reconstruction as short loops over operator and prior calls."""
+
+from . import schedules
+from .classical.algebraic import AlgebraicReconstruction
+from .ddgm import DDGM, DDGMUnconditional
+from .ddrm import DDRM
+from .dirac import Dirac, ErrorScaledGuidance, StdScaledGuidance
+from .dirac_schedule import GreedyDegradationScheduler, SeverityTimes, UniformSeverities
+from .dps import DPS
+from .padis import PaDIS
+from .tracking import Result, StepRecord
+
+__all__ = [
+    "schedules",
+    "Result",
+    "StepRecord",
+    "AlgebraicReconstruction",
+    "DDGM",
+    "DDGMUnconditional",
+    "DDRM",
+    "DPS",
+    "PaDIS",
+    "Dirac",
+    "StdScaledGuidance",
+    "ErrorScaledGuidance",
+    "UniformSeverities",
+    "SeverityTimes",
+    "GreedyDegradationScheduler",
+]

@@ -29,6 +29,11 @@ def psnr(x: torch.Tensor, x_true: torch.Tensor, data_range=None) -> torch.Tensor
     return 10 * torch.log10(r**2 / mse(x, x_true))
 
 
+def ssim_window(sigma: float = 1.5) -> int:
+    """The side of SSIM's Gaussian window for a given std (11 for 1.5, as torchmetrics)."""
+    return int(3.5 * sigma + 0.5) * 2 + 1
+
+
 def ssim(x: torch.Tensor, x_true: torch.Tensor, data_range=None, *, sigma: float = 1.5, k1=0.01, k2=0.03):
     """Structural similarity per sample for images (B, C, H, W), averaged over pixels and channels:
 
@@ -40,10 +45,13 @@ def ssim(x: torch.Tensor, x_true: torch.Tensor, data_range=None, *, sigma: float
     """
     if x.ndim != 4:
         raise ValueError(f"ssim expects images of shape (B, C, H, W), got {tuple(x.shape)}")
+    if min(x.shape[-2:]) < ssim_window(sigma):
+        raise ValueError(f"ssim needs images of at least {ssim_window(sigma)} x {ssim_window(sigma)} pixels "
+                         f"(its Gaussian window), got {tuple(x.shape[-2:])}")
     r = data_range_of(x_true) if data_range is None else torch.as_tensor(data_range, dtype=x.dtype)
     r = r.reshape(-1, 1, 1, 1) if r.ndim else r
     c1, c2 = (k1 * r) ** 2, (k2 * r) ** 2
-    size = int(3.5 * sigma + 0.5) * 2 + 1
+    size = ssim_window(sigma)
     window = linops.gaussian_blur(x.shape[1:], sigma, "reflect", size=size, dtype=x.dtype).to(x.device)
     mu_x, mu_y = window @ x, window @ x_true
     var_x = (window @ (x * x) - mu_x**2).clamp(min=0)

@@ -135,7 +135,7 @@ class Tracker:
             if self.x_true is not None:
                 t.mse.append(metrics.mse(estimate, self.x_true))
                 t.psnr.append(metrics.psnr(estimate, self.x_true))
-                if estimate.ndim == 4:
+                if estimate.ndim == 4 and min(estimate.shape[-2:]) >= metrics.ssim_window():
                     t.ssim.append(metrics.ssim(estimate, self.x_true))
         if self.callback is not None:
             self.callback(StepRecord(self.solver, n + 1, self.total, float(sigma), x, estimate, residual))

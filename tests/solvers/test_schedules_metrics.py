@@ -82,3 +82,8 @@ def test_ssim_matches_torchmetrics_and_skimage():
     ]
     np.testing.assert_allclose(ours.numpy(), sk, atol=0.02)
     assert metrics.ssim(x_true, x_true).tolist() == pytest.approx([1.0] * 3)
+
+
+def test_ssim_refuses_images_smaller_than_its_window():
+    with pytest.raises(ValueError, match=r"at least 11 x 11 pixels"):
+        metrics.ssim(torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 8))
