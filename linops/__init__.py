@@ -5,10 +5,11 @@ y = A @ x                                # x of shape (*batch, 1, 64, 64)
 x_adj = A.H @ y                          # exact adjoint; also the backward of A
 """
 
-from . import rules
+from . import cuda, rules
 from .algebra import Adjoint, Composition, Scaled, Sum, Transpose, add, compose, power, scale
 from .base import LinearOperator
 from .blocks import BlockDiag, HStack, Kron, VStack, block, block_diag, hstack, kron, vstack
+from .cuda.residual import normal_residual
 from .operators import (
     FFT2,
     Blur,
@@ -128,4 +129,6 @@ __all__ = [
     "solve",
     "svd",
     "Gradient",
+    "cuda",
+    "normal_residual",
 ]

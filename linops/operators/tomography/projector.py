@@ -21,6 +21,8 @@ import math
 import torch
 
 from ...base import LinearOperator, as_shape
+from ...cuda import dispatch
+from ...cuda import radon as radon_kernels
 from .joseph import joseph_matrices, memory_bytes
 
 
@@ -51,22 +53,40 @@ class JosephProjector(LinearOperator):
     """y = A x with A the Joseph matrix of `geometry` on the trailing H x W grid of `in_shape`.
 
     `geometry` is a `ParallelBeamGeometry` or a `FanBeamGeometry`; `Radon` and `FanBeamRadon` are the
-    constructors to use. Memory: A and A^T as CSR with int32 indices, 2 nnz (itemsize + 4) bytes plus the
-    row pointers (`memory_bytes`); nnz is about 2 max(H, W) per ray that meets the image.
+    constructors to use. Memory: A and A^T as CSR with int32 indices (built on the first torch-path use),
+    2 nnz (itemsize + 4) bytes plus the row pointers (`memory_bytes`); nnz is about 2 max(H, W) per ray
+    that meets the image.
     """
 
     def __init__(self, in_shape, geometry, *, dtype: torch.dtype = torch.float32, device="cpu"):
         owner = type(self).__name__
         in_shape = check_in_shape(in_shape, owner)
         dtype = check_dtype(dtype, owner)
-        lead, image_shape = in_shape[:-2], in_shape[-2:]
+        lead = in_shape[:-2]
         views, bins = geometry.n_views, geometry.n_detector
         out_shape = (lead[0], views, bins) if len(lead) == 1 else (lead[0], views, lead[1], bins)
         super().__init__(in_shape, out_shape, dtype=dtype, device=device)
         self.geometry = geometry
-        matrix, matrix_t = joseph_matrices(geometry.rays(image_shape), image_shape, geometry.pixel_size, dtype)
-        self.matrix = matrix.to_torch(dtype, self.device)
-        self.matrix_t = matrix_t.to_torch(dtype, self.device)
+
+    # ----------------------------------------------------------------------------------------
+    def _csr(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(A, A^T) as CSR, built on first use of the torch path and cached (rebuilt after `.to()`); the CuPy
+        kernels compute the same weights on the fly and never need them."""
+        if "csr" not in self._cache:
+            image_shape, g = self.image_shape, self.geometry
+            matrix, matrix_t = joseph_matrices(g.rays(image_shape), image_shape, g.pixel_size, self.dtype)
+            self._cache["csr"] = (matrix.to_torch(self.dtype, self.device), matrix_t.to_torch(self.dtype, self.device))
+        return self._cache["csr"]
+
+    @property
+    def matrix(self) -> torch.Tensor:
+        """A as a torch sparse CSR tensor (n_views n_detector, H W)."""
+        return self._csr()[0]
+
+    @property
+    def matrix_t(self) -> torch.Tensor:
+        """A^T as a torch sparse CSR tensor (H W, n_views n_detector)."""
+        return self._csr()[1]
 
     # ----------------------------------------------------------------------------------------
     @property
@@ -111,6 +131,8 @@ class JosephProjector(LinearOperator):
         return self.in_shape[1] if self.is_volume else 1
 
     def _apply(self, x):
+        if dispatch.use_cupy(x):
+            return radon_kernels.forward(self, x)
         n, channels, depth = x.shape[0], self.in_shape[0], self._slices()
         H, W = self.image_shape
         # every (sample, channel, slice) becomes a column: (H W, B), row-major (faster in MKL than column-major)
@@ -120,6 +142,8 @@ class JosephProjector(LinearOperator):
         return rays.permute(2, 3, 0, 4, 1).reshape(n, *self.out_shape)
 
     def _adjoint(self, y):
+        if dispatch.use_cupy(y):
+            return radon_kernels.adjoint(self, y)
         n, channels, depth = y.shape[0], self.in_shape[0], self._slices()
         y = y.reshape(n, channels, self.n_views, depth, self.n_detector)
         columns = y.permute(2, 4, 0, 1, 3).reshape(self.n_views * self.n_detector, -1)
