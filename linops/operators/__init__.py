@@ -11,6 +11,7 @@ from .blur import (
 )
 from .diagonal import Diagonal, Mask
 from .downsample import Decimate, Downsample
+from .finite_difference import Gradient
 from .fourier import FFT2, FourierSampling
 from .identity import Identity, Zero
 from .matrix import Matrix
@@ -62,4 +63,5 @@ __all__ = [
     "FilterWindow",
     "Radon",
     "fbp",
+    "Gradient",
 ]

@@ -45,6 +45,7 @@ EXAMPLE_MODULES = [
     "linops.testing.examples_patches",
     "linops.testing.examples_severity",
     "linops.testing.examples_tomography",
+    "linops.testing.examples_finite_difference",
 ]
 
 

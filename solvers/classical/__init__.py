@@ -1,5 +1,20 @@
 """Classical reconstructions: the baselines the diffusion solvers are measured against."""
 
 from .algebraic import AlgebraicReconstruction, gradient_descent, stable_step_size
+from .cgls import CGLSReconstruction
+from .fbp import FilteredBackprojection
+from .lsqr import LSQRReconstruction
+from .tv import PDHG, CondatVu, TVReconstruction, total_variation
 
-__all__ = ["AlgebraicReconstruction", "gradient_descent", "stable_step_size"]
+__all__ = [
+    "AlgebraicReconstruction",
+    "gradient_descent",
+    "stable_step_size",
+    "CGLSReconstruction",
+    "CondatVu",
+    "FilteredBackprojection",
+    "LSQRReconstruction",
+    "PDHG",
+    "TVReconstruction",
+    "total_variation",
+]
