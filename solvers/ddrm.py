@@ -98,7 +98,8 @@ class DDRM:
         confident = observed & (s * sigma_T >= sigma_y)
         x_bar = torch.where(confident, y_bar + (sigma_T**2 - noise_of_y_bar**2).clamp(min=0).sqrt() * z, sigma_T * z)
         x = V @ x_bar
-        x = x + P @ (sigma_T * gaussian_like(x, generator))
+        if not svd.complete:  # directions V does not reach follow the s_i = 0 rule through P = I - V V^H
+            x = x + P @ (sigma_T * gaussian_like(x, generator))
 
         for n, (sigma, sigma_next) in enumerate(zip(sigmas, append_zero(torch.tensor(sigmas))[1:].tolist())):
             with torch.no_grad():
@@ -114,7 +115,8 @@ class DDRM:
                 + (sigma_next**2 - eta_b**2 * noise_of_y_bar**2).clamp(min=0).sqrt() * z
             )
             x_bar = torch.where(~observed, unobserved, torch.where(s * sigma_next < sigma_y, weak, strong))
-            outside = P @ (x0 + keep * (x - x0) / sigma + eta * sigma_next * gaussian_like(x0, generator))
-            x = V @ x_bar + outside
+            x = V @ x_bar
+            if not svd.complete:
+                x = x + P @ (x0 + keep * (x - x0) / sigma + eta * sigma_next * gaussian_like(x0, generator))
             track.step(n, sigma, x, estimate=x0)
         return track.result(x)

@@ -659,3 +659,15 @@ def test_gram_eigh_keeps_precision_of_a_float32_operator():
     assert not out.complete  # the rank-deficient directions are left to the complement projector
     x = torch.randn(2, 1, 8, 8)
     torch.testing.assert_close(out.U @ (out.s * (out.V.H @ x)), A @ x, rtol=1e-4, atol=1e-4)
+
+
+def test_lsqr_stops_at_breakdown_on_a_rank_deficient_operator():
+    """Run with tol = 0 far past the rank: the Krylov space is exhausted, LSQR must stop at the
+    minimum-norm least-squares solution instead of normalising rounding noise into new directions."""
+    g = torch.Generator().manual_seed(0)
+    M = torch.randn(12, 4, generator=g, dtype=torch.float64) @ torch.randn(4, 9, generator=g, dtype=torch.float64)
+    A = linops.Matrix(M)
+    b = torch.randn(12, generator=g, dtype=torch.float64)
+    out = linops.solve(A, b, linops.LSQR(tol=0.0, atol=0.0, max_iter=200))
+    torch.testing.assert_close(out.x, torch.linalg.pinv(M) @ b, rtol=1e-8, atol=1e-8)
+    assert out.iterations <= 6

@@ -280,6 +280,12 @@ def _lsqr(A, b, x0, alg: LSQR, damping: float, x0_given: bool, on_step=None):
     history = [alpha * beta]  # ||K^H r_0||
     stop = _threshold(alg, _normal_reference(A, b, x0_given, history[0]))
     converged = history[0] <= stop
+    # Lucky breakdown: alpha or beta at rounding level relative to the largest seen means the Krylov space
+    # is exhausted and x is the least-squares solution; going on would normalise rounding noise into new
+    # directions and diverge (seen past the rank of a rank-deficient A with tol = 0). Rounding accumulates
+    # in the bidiagonalisation (alpha ~ 1e-13 relative at an exact breakdown in float64), hence eps^(3/4).
+    tiny = torch.finfo(alpha.dtype).eps ** 0.75
+    scale = torch.maximum(alpha, beta)
     for k in range(1, alg.iterations(math.prod(A.in_shape)) + 1):
         if bool(converged.all()):
             break
@@ -304,7 +310,9 @@ def _lsqr(A, b, x0, alg: LSQR, damping: float, x0_given: bool, on_step=None):
         w = v - _col(_safe_div(theta, rho), w) * w
         _check_finite("LSQR", k, phi_bar, step, alpha, beta)
         history.append(torch.where(active, phi_bar * alpha * c.abs(), history[-1]))
-        converged = converged | (history[-1] <= stop)
+        scale = torch.maximum(scale, torch.maximum(alpha, beta))
+        breakdown = (alpha <= tiny * scale) | (beta <= tiny * scale)
+        converged = converged | (history[-1] <= stop) | breakdown
         if on_step is not None:
             on_step(k, x)
     return x, history, converged
