@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 
 from linops.base import precision_of
@@ -56,3 +59,25 @@ def krylov_reconstruction(
 
     out = solve(A, y, algorithm, damping=damping, callback=record)
     return track.result(out.x)
+
+
+@dataclass(frozen=True)
+class EarlyStoppedKrylov:
+    """Fields, checks and call shared by `CGLSReconstruction` and `LSQRReconstruction`, which differ only
+    in `algorithm` (and in their docstrings, which give each method's iteration)."""
+
+    algorithm: ClassVar[type[CGLS] | type[LSQR]]
+
+    iterations: int = 20
+    damping: float = 0.0
+    tol: float = 0.0
+
+    def __post_init__(self):
+        check_iterations(type(self).__name__, self.iterations)
+        check_damping_and_tol(type(self).__name__, self.damping, self.tol)
+
+    def __call__(self, y, A, prior=None, *, generator=None, callback=None, progress=True, x_true=None) -> Result:
+        return krylov_reconstruction(
+            self.algorithm.__name__, self.algorithm, y, A, self.iterations, self.damping, self.tol,
+            callback=callback, progress=progress, x_true=x_true,
+        )

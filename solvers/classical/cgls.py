@@ -6,12 +6,11 @@ from dataclasses import dataclass
 
 from linops.spectral import CGLS
 
-from ..tracking import Result
-from ._krylov import check_damping_and_tol, check_iterations, krylov_reconstruction
+from ._krylov import EarlyStoppedKrylov
 
 
 @dataclass(frozen=True)
-class CGLSReconstruction:
+class CGLSReconstruction(EarlyStoppedKrylov):
     """K iterations of conjugate gradients on the normal equations (Hestenes & Stiefel 1952),
 
         (A^H A + damping I) x = A^H y,     x_0 = 0,
@@ -27,24 +26,4 @@ class CGLSReconstruction:
     `iterations` steps. Every iterate is a step of the trace (sigma = 0).
     """
 
-    iterations: int = 20
-    damping: float = 0.0
-    tol: float = 0.0
-
-    def __post_init__(self):
-        check_iterations("CGLSReconstruction", self.iterations)
-        check_damping_and_tol("CGLSReconstruction", self.damping, self.tol)
-
-    def __call__(self, y, A, prior=None, *, generator=None, callback=None, progress=True, x_true=None) -> Result:
-        return krylov_reconstruction(
-            "CGLS",
-            CGLS,
-            y,
-            A,
-            self.iterations,
-            self.damping,
-            self.tol,
-            callback=callback,
-            progress=progress,
-            x_true=x_true,
-        )
+    algorithm = CGLS

@@ -6,12 +6,11 @@ from dataclasses import dataclass
 
 from linops.spectral import LSQR
 
-from ..tracking import Result
-from ._krylov import check_damping_and_tol, check_iterations, krylov_reconstruction
+from ._krylov import EarlyStoppedKrylov
 
 
 @dataclass(frozen=True)
-class LSQRReconstruction:
+class LSQRReconstruction(EarlyStoppedKrylov):
     """K iterations of LSQR (Paige & Saunders 1982) on min ||A x - y||^2 + damping ||x||^2 from x_0 = 0.
 
     Golub-Kahan bidiagonalisation from beta_1 u_1 = y, alpha_1 v_1 = A^H u_1:
@@ -28,24 +27,4 @@ class LSQRReconstruction:
     `iterations` steps. Every iterate is a step of the trace (sigma = 0).
     """
 
-    iterations: int = 20
-    damping: float = 0.0
-    tol: float = 0.0
-
-    def __post_init__(self):
-        check_iterations("LSQRReconstruction", self.iterations)
-        check_damping_and_tol("LSQRReconstruction", self.damping, self.tol)
-
-    def __call__(self, y, A, prior=None, *, generator=None, callback=None, progress=True, x_true=None) -> Result:
-        return krylov_reconstruction(
-            "LSQR",
-            LSQR,
-            y,
-            A,
-            self.iterations,
-            self.damping,
-            self.tol,
-            callback=callback,
-            progress=progress,
-            x_true=x_true,
-        )
+    algorithm = LSQR

@@ -26,13 +26,7 @@ SHAPE = (1, 6, 6)
 N = math.prod(SHAPE)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small problems gain nothing from intra-op threads, and on a shared CPU their spin-waits cost seconds."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def gen(seed=0):

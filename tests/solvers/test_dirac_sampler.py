@@ -41,12 +41,7 @@ SHAPE = (1, 6, 6)
 N = 36
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def smooth_covariance(length=1.5, variance=0.04):

@@ -32,12 +32,7 @@ from solvers.schedules import DDGMUnconditionalSchedule, Geometric  # noqa: E402
 SHAPE = (1, 8, 8)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class StandardNormal(Prior):
