@@ -1,7 +1,13 @@
 """solvers: diffusion-based and classical reconstruction as short loops over operator and prior calls."""
 
 from . import schedules
-from .classical.algebraic import AlgebraicReconstruction
+from .classical import (
+    AlgebraicReconstruction,
+    CGLSReconstruction,
+    FilteredBackprojection,
+    LSQRReconstruction,
+    TVReconstruction,
+)
 from .ddgm import DDGM, DDGMUnconditional
 from .ddrm import DDRM
 from .dirac import Dirac, ErrorScaledGuidance, StdScaledGuidance
@@ -15,6 +21,10 @@ __all__ = [
     "Result",
     "StepRecord",
     "AlgebraicReconstruction",
+    "CGLSReconstruction",
+    "LSQRReconstruction",
+    "FilteredBackprojection",
+    "TVReconstruction",
     "DDGM",
     "DDGMUnconditional",
     "DDRM",
