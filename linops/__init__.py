@@ -5,7 +5,7 @@ y = A @ x                                # x of shape (*batch, 1, 64, 64)
 x_adj = A.H @ y                          # exact adjoint; also the backward of A
 """
 
-from . import cuda, rules
+from . import cuda, rules, testing
 from .algebra import Adjoint, Composition, Scaled, Sum, Transpose, add, compose, power, scale
 from .base import LinearOperator
 from .blocks import BlockDiag, HStack, Kron, VStack, block, block_diag, hstack, kron, vstack
@@ -99,6 +99,7 @@ __all__ = [
     "kron",
     "power",
     "rules",
+    "testing",
     "scale",
     "simplify",
     "vstack",
