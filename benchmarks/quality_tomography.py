@@ -85,7 +85,7 @@ def main() -> None:
     problem.svd(A)
     svd_seconds = time.perf_counter() - start
     k_best, k_scan = best_algebraic_iterations(problem, A, args.validation_images)
-    zeta_candidates = (0.1, 0.3, 1.0, 3.0)
+    zeta_candidates = (0.03, 0.1, 0.3)
     zeta_50, zeta_scan_50 = best_dps_zeta(problem, A, conditional, 50, args.validation_images, zeta_candidates)
     print(f"algebraic: best K = {k_best} ({k_scan}); DPS*(50): best zeta = {zeta_50} ({zeta_scan_50})")
 

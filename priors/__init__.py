@@ -31,6 +31,7 @@ from .protocol import (
     standardized,
 )
 from .tiled import TiledPrior, bump_window
+from .zoo import load
 
 __all__ = [
     "SYMMETRIC",
@@ -64,4 +65,5 @@ __all__ = [
     "PatchPrior",
     "TiledPrior",
     "bump_window",
+    "load",
 ]
