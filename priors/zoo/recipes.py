@@ -1,0 +1,323 @@
+"""Training recipes for the bundled priors: typed, frozen values that record everything a run needs.
+
+A `Recipe` is data (the image family, size, count, seed and normalisation), a network (`UNetSpec`),
+an objective (`Denoising`, `PatchDenoising` or `IncrementalReconstruction`) and an optimisation
+schedule. Each objective knows the loss it trains with and the prior it becomes, so training and
+loading are the same few lines for every recipe. Recipes round-trip through JSON (`to_json` /
+`Recipe.from_json`); the JSON beside each bundled weight file holds the recipe that produced it.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field, fields
+
+import torch
+from torch import nn
+
+import linops
+
+from ..data import Family, Split
+from ..dirac import DegradationAwarePrior, DegradationProcess, GeometricNoise, IncrementalReconstructionLoss
+from ..network import Conditioning, NetworkPrior, Prediction
+from ..patch import PatchDSMLoss, PatchPrior
+from ..protocol import Convention
+from ..training import DSMLoss
+
+RECIPE_FORMAT = "priors.zoo.recipe/1"
+
+
+class Normalization(enum.Enum):
+    """How the procedural images (in [0, 1]) are presented to the network.
+
+    UNIT         as generated, in [0, 1] (convention `UNIT`).
+    STANDARDIZE  zero mean and unit variance per image (`priors.data.standardize`, DDGM's setting).
+    """
+
+    UNIT = "unit"
+    STANDARDIZE = "standardize"
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """The training images: `ProceduralImages(family, size, count, seed, Split.TRAIN)`, normalised, then
+    (per batch) `crop` x `crop` random crops (None: whole images) and, with `dihedral`, one of the 8
+    flips / quarter turns of the square drawn per image."""
+
+    family: Family
+    size: int
+    count: int
+    seed: int = 0
+    normalization: Normalization = Normalization.UNIT
+    crop: int | None = None
+    dihedral: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "family", Family(self.family))
+        object.__setattr__(self, "normalization", Normalization(self.normalization))
+        if self.crop is not None and not 8 <= self.crop <= self.size:
+            raise ValueError(f"crop must lie in [8, size={self.size}], got {self.crop}")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one training sample (after cropping)."""
+        side = self.crop if self.crop is not None else self.size
+        return (1, side, side)
+
+    def images(self, split: Split = Split.TRAIN, count: int | None = None):
+        from ..data import ProceduralImages
+
+        return ProceduralImages(self.family, self.size, self.count if count is None else count, self.seed, split)
+
+
+@dataclass(frozen=True)
+class UNetSpec:
+    """`priors.nets.UNet` constructor arguments (in_channels = 1; extra channels come from the objective)."""
+
+    channels: tuple[int, ...]
+    blocks: int = 1
+    conditional: bool = True
+    frequencies: int = 8
+    groups: int = 8
+    init_seed: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+
+    def build(self, extra_channels: int = 0):
+        from ..nets import UNet
+
+        return UNet(
+            1,
+            channels=self.channels,
+            blocks=self.blocks,
+            conditional=self.conditional,
+            extra_channels=extra_channels,
+            frequencies=self.frequencies,
+            groups=self.groups,
+            seed=self.init_seed,
+        )
+
+
+@dataclass(frozen=True)
+class Denoising:
+    """Whole-image denoising score matching (`DSMLoss`), log sigma ~ U[log sigma_min, log sigma_max];
+    the prior is a `NetworkPrior`."""
+
+    sigma_min: float
+    sigma_max: float
+    target: Prediction = Prediction.EPS
+    conditioning: Conditioning = Conditioning.NOISE_LEVEL
+
+    def __post_init__(self):
+        object.__setattr__(self, "target", Prediction(self.target))
+        object.__setattr__(self, "conditioning", Conditioning(self.conditioning))
+
+    extra_channels = 0
+
+    @property
+    def sigma_range(self) -> tuple[float, float]:
+        return (self.sigma_min, self.sigma_max)
+
+    def loss(self, image_shape):
+        return DSMLoss(self.sigma_min, self.sigma_max, self.target, self.conditioning)
+
+    def wrap(self, model: nn.Module, convention: Convention, image_shape) -> NetworkPrior:
+        return NetworkPrior(
+            model,
+            prediction=self.target,
+            conditioning=self.conditioning,
+            convention=convention,
+            sigma_range=self.sigma_range,
+        )
+
+
+@dataclass(frozen=True)
+class PatchDenoising:
+    """PaDIS patch denoising score matching (`PatchDSMLoss`) on the patches of random grid shifts, the
+    network told each patch's position (2 + 4 frequencies channels); the prior is a `PatchPrior`."""
+
+    patch: int
+    sigma_min: float
+    sigma_max: float
+    target: Prediction = Prediction.EPS
+    position_frequencies: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "target", Prediction(self.target))
+
+    @property
+    def extra_channels(self) -> int:
+        from ..nets import position_channel_count
+
+        return position_channel_count(self.position_frequencies)
+
+    @property
+    def sigma_range(self) -> tuple[float, float]:
+        return (self.sigma_min, self.sigma_max)
+
+    def loss(self, image_shape):
+        return PatchDSMLoss(self.patch, self.sigma_min, self.sigma_max, self.target, self.position_frequencies)
+
+    def wrap(self, model: nn.Module, convention: Convention, image_shape) -> PatchPrior:
+        return PatchPrior(
+            model,
+            self.patch,
+            prediction=self.target,
+            frequencies=self.position_frequencies,
+            convention=convention,
+            sigma_range=self.sigma_range,
+        )
+
+
+class Degradation(enum.Enum):
+    """The severity families of the Dirac networks."""
+
+    BLUR = "blur"  # linops.GaussianBlurFamily: Gaussian blur, std(t) linear in t, reflect padding
+    INPAINTING = "inpainting"  # linops.GaussianMaskFamily: smooth centred mask, width(t) linear in t
+
+
+class SeverityConditioned(nn.Module):
+    """Phi(y_t, t) = y_t + net(y_t, exp(4 t)): a residual, noise-conditional UNet told the severity t in
+    place of sigma. The UNet embeds c = log(sigma) / 4, so here c = t exactly (t = 0 stays finite,
+    unlike log t). The residual form starts training at Phi = y_t (the head is zero-initialised)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, y_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return y_t + self.net(y_t, torch.exp(4 * t.to(y_t.dtype)))
+
+
+@dataclass(frozen=True)
+class IncrementalReconstruction:
+    """Dirac's incremental-reconstruction loss (`IncrementalReconstructionLoss`, look-ahead dt) for the
+    process y_t = A_t x0 + sigma_t z; A_t from `degradation` with its parameter ramping linearly from
+    `severity[0]` (t = 0) to `severity[1]` (t = 1): the blur std or the mask width, in pixels. The
+    prior is a `DegradationAwarePrior` around `SeverityConditioned(UNet)`."""
+
+    degradation: Degradation
+    dt: float
+    severity: tuple[float, float]
+    sigma_0: float = 0.01
+    sigma_1: float = 0.05
+
+    def __post_init__(self):
+        object.__setattr__(self, "degradation", Degradation(self.degradation))
+        object.__setattr__(self, "severity", tuple(float(v) for v in self.severity))
+
+    extra_channels = 0
+
+    @property
+    def sigma_range(self) -> tuple[float, float]:
+        return (self.sigma_0, self.sigma_1)
+
+    def process(self, image_shape) -> DegradationProcess:
+        ramp = linops.LinearRamp(*self.severity)
+        if self.degradation is Degradation.BLUR:
+            family = linops.GaussianBlurFamily(tuple(image_shape), ramp)
+        else:
+            family = linops.GaussianMaskFamily(tuple(image_shape), ramp)
+        return DegradationProcess(family, GeometricNoise(self.sigma_0, self.sigma_1))
+
+    def loss(self, image_shape):
+        ir = IncrementalReconstructionLoss(self.process(image_shape), self.dt)
+
+        def loss(model, x0, generator):
+            return ir(SeverityConditioned(model), x0, generator)
+
+        return loss
+
+    def wrap(self, model: nn.Module, convention: Convention, image_shape) -> DegradationAwarePrior:
+        return DegradationAwarePrior(SeverityConditioned(model), self.process(image_shape), convention=convention)
+
+
+Objective = Denoising | PatchDenoising | IncrementalReconstruction
+_OBJECTIVES = {cls.__name__: cls for cls in (Denoising, PatchDenoising, IncrementalReconstruction)}
+
+
+@dataclass(frozen=True)
+class Optimization:
+    """Adam(lr) for `steps` steps of `batch_size` images, the learning rate warmed up linearly over
+    `warmup` steps then decayed by a half cosine to `final_lr_fraction` lr; gradient norm clipped
+    to `grad_clip`. `seed` seeds the run's generator (batches, crops, noise); a checkpoint every
+    `checkpoint_every` steps."""
+
+    steps: int
+    batch_size: int
+    lr: float = 2e-3
+    warmup: int = 100
+    final_lr_fraction: float = 0.05
+    grad_clip: float | None = 1.0
+    seed: int = 0
+    checkpoint_every: int = 200
+
+    def lr_factor(self, steps: int):
+        """The learning-rate multiplier as a function of the step, for a run of `steps` steps."""
+        warmup, floor = min(self.warmup, max(steps // 10, 1)), self.final_lr_fraction
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min((step - warmup) / max(steps - warmup, 1), 1.0)
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        return factor
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that reproduces one bundled prior: `python -m priors train NAME`."""
+
+    name: str
+    data: DataSpec
+    network: UNetSpec
+    objective: Objective
+    optimization: Optimization
+    description: str = field(default="", compare=False)
+
+    def __post_init__(self):
+        if type(self.objective).__name__ not in _OBJECTIVES:
+            raise TypeError(f"objective must be one of {sorted(_OBJECTIVES)}, got {type(self.objective).__name__}")
+
+    def build_network(self) -> nn.Module:
+        return self.network.build(self.objective.extra_channels)
+
+    def to_json(self) -> dict:
+        return {
+            "format": RECIPE_FORMAT,
+            "name": self.name,
+            "description": self.description,
+            "data": _to_json(self.data),
+            "network": _to_json(self.network),
+            "objective": {"type": type(self.objective).__name__, **_to_json(self.objective)},
+            "optimization": _to_json(self.optimization),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict, source: str = "recipe") -> Recipe:
+        if not isinstance(data, dict) or data.get("format") != RECIPE_FORMAT:
+            raise ValueError(f"{source} is not a priors recipe (expected format {RECIPE_FORMAT!r})")
+        try:
+            objective = dict(data["objective"])
+            kind = _OBJECTIVES[objective.pop("type")]
+            return cls(
+                name=str(data["name"]),
+                data=DataSpec(**data["data"]),
+                network=UNetSpec(**data["network"]),
+                objective=kind(**objective),
+                optimization=Optimization(**data["optimization"]),
+                description=str(data.get("description", "")),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{source} has invalid or missing fields: {err!r}") from None
+
+
+def _to_json(value) -> dict:
+    out = {}
+    for f in fields(value):
+        v = getattr(value, f.name)
+        out[f.name] = v.value if isinstance(v, enum.Enum) else list(v) if isinstance(v, tuple) else v
+    return out
