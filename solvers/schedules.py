@@ -81,7 +81,11 @@ def alpha_for_ratio(ratio: float, beta: float) -> float:
     """
     disc = (2 - beta) ** 2 - 4 * (1 - ratio**2)
     if disc < 0:
-        raise ValueError(f"no alpha lowers the noise by a ratio {ratio} with beta={beta}")
+        smallest = math.sqrt(beta - beta**2 / 4)  # at alpha = 1 - beta / 2
+        raise ValueError(
+            f"no alpha lowers the noise by a ratio {ratio:.4g} per step with beta={beta}: one Eq. 2 step lowers it "
+            f"by {smallest:.4g} at most; use more steps"
+        )
     return ((2 - beta) - math.sqrt(disc)) / 2
 
 
@@ -106,6 +110,13 @@ class DDGMUnconditionalSchedule(Schedule):
     def from_endpoints(cls, sigma_first: float, sigma_last: float, steps: int, beta: float = 0.5):
         """The Eq. 2 schedule reaching sigma_last after `steps` steps (how DDGM set DPS*'s alpha)."""
         ratio = (sigma_last / sigma_first) ** (1 / max(steps - 1, 1))
+        smallest = math.sqrt(beta - beta**2 / 4)
+        if ratio < smallest:
+            needed = math.ceil(math.log(sigma_last / sigma_first) / math.log(smallest)) + 1
+            raise ValueError(
+                f"Eq. 2 cannot go from sigma {sigma_first:g} to {sigma_last:g} in {steps} steps with beta={beta} "
+                f"(at most a factor {smallest:.4g} per step); use at least {needed} steps"
+            )
         return cls(sigma_first, alpha_for_ratio(ratio, beta), beta, steps)
 
     def sigmas(self) -> torch.Tensor:

@@ -37,7 +37,9 @@ def _grid(size: int) -> tuple[torch.Tensor, torch.Tensor]:
 def _smooth_noise(size: int, sigma: float, g: torch.Generator) -> torch.Tensor:
     """White noise blurred by a Gaussian of std sigma (periodic), normalised to unit variance."""
     white = torch.randn(1, size, size, generator=g, dtype=torch.float64)
-    smooth = linops.gaussian_blur((1, size, size), sigma, "circular", dtype=torch.float64) @ white
+    # the kernel spans +-3 sigma, clipped to the largest odd size that fits small images (unchanged from 37 up)
+    kernel = min(2 * math.ceil(3 * sigma) + 1, size - 1 + size % 2)
+    smooth = linops.gaussian_blur((1, size, size), sigma, "circular", size=kernel, dtype=torch.float64) @ white
     return (smooth - smooth.mean()) / smooth.std()
 
 

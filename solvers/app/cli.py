@@ -62,17 +62,25 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def load_prior(spec: str):
-    """A bundled prior by name, or a network prior from a .safetensors file (with its .json metadata)."""
+    """A bundled prior by name; or weights from a file: NAME.safetensors written by `python -m priors train
+    NAME --out DIR` (a bundle: NAME.json holds its recipe), or any network saved with
+    `priors.training.save_weights` (its .json holds the architecture)."""
+    import json
+
     import priors
 
-    if spec.endswith(".safetensors"):
-        from priors.training import load_network_prior
+    if not spec.endswith(".safetensors"):
+        return priors.load(spec)
+    path = Path(spec)
+    if not path.exists():
+        raise FileNotFoundError(f"no such weights file: {path}")
+    metadata = path.with_suffix(".json")
+    is_bundle = metadata.exists() and "recipe" in json.loads(metadata.read_text())
+    if is_bundle:
+        return priors.load(path.stem, directory=path.parent)
+    from priors.training import load_network_prior
 
-        path = Path(spec)
-        if not path.exists():
-            raise FileNotFoundError(f"no such weights file: {path}")
-        return load_network_prior(path)
-    return priors.load(spec)
+    return load_network_prior(path)
 
 
 def build_solver(args):

@@ -33,6 +33,10 @@ def test_ddgm_eq2_schedule_and_alpha():
     assert fitted.sigmas()[-1] == pytest.approx(0.03, rel=1e-9)
     with pytest.raises(ValueError, match="do not lower"):
         DDGMUnconditionalSchedule(alpha=0.5, beta=3.0)
+    # one Eq. 2 step lowers sigma by sqrt(beta - beta^2 / 4) = 0.661 at most (beta = 0.5): 3 -> 0.03 needs 13 steps
+    with pytest.raises(ValueError, match="use at least 13 steps"):
+        DDGMUnconditionalSchedule.from_endpoints(3.0, 0.03, 5)
+    assert DDGMUnconditionalSchedule.from_endpoints(3.0, 0.03, 13).sigmas()[-1] == pytest.approx(0.03)
 
 
 def test_karras_vp_constant():
