@@ -4,6 +4,7 @@ with a patch prior whose grid shift is drawn afresh at every step."""
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -32,6 +33,26 @@ def random_grid_shift(prior, x: torch.Tensor, generator: torch.Generator | None)
         return None
     grid = prior.grid(x.shape[1:], dtype=x.dtype, device=x.device)
     return (0, 0) if grid.num_shifts == 1 else grid.random_shift(generator)
+
+
+def tracking_epsilon(sigmas) -> float:
+    """The Langevin step factor that lets the chain keep up with a decreasing schedule.
+
+    Linear theory, for a Gaussian component of variance v: d - x = -(x - mu) sigma^2 / (v + sigma^2), so
+    a step x <- x + (eps / 2)(d - x) + sqrt(eps) sigma z contracts the excess by q = 1 - (eps / 2) w,
+    w = sigma^2 / (v + sigma^2), while the target variance v + sigma^2 shrinks by about r^2 =
+    (sigma_{t+1} / sigma_t)^2. For v << sigma^2 (w = 1) the chain settles at
+
+        var / sigma^2 = eps r^2 / (r^2 - q^2)        (infinite when q >= r: the chain falls behind),
+
+    minimised at eps = 2 sqrt(1 - r^2). The components that matter most, v about sigma^2 (w = 1/2),
+    contract half as fast, so we take twice that, eps = 4 sqrt(1 - r^2) with r the fastest decrease of
+    the schedule, within [0.1, 1.6] (ULA is unstable at eps >= 2; measured on a Gaussian prior, the
+    final variance falls monotonically with eps up to 1.6).
+    """
+    ratios = [b / a for a, b in zip(sigmas[:-1], sigmas[1:]) if a > 0]
+    r = min(min(ratios, default=1.0), 1.0)
+    return min(1.6, max(0.1, 4 * math.sqrt(1 - r**2)))
 
 
 def langevin_step(x: torch.Tensor, s: torch.Tensor, z: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -67,24 +88,46 @@ class PaDIS:
 
     Defaults. The paper: 1000 steps (1000 NFEs). [inferred] the rest, which the seed does not state:
     a geometric schedule from sigma_T = 40 to sigma_1 = 0.001 (the EDM range 80..0.002 of the Karras
-    U-Net the paper uses, halved for [0, 1] images); epsilon = 0.1, so that the chain keeps up with the
-    annealing (one Langevin step per level contracts the excess variance by about (1 - epsilon / 2)^2,
-    which must beat the per-step decrease (sigma_{t-1} / sigma_t)^2 = 0.979); zeta = 1.0, the
-    normalised step of DPS (Chung et al. 2023).
+    U-Net the paper uses, halved for [0, 1] images); epsilon = None, chosen from the schedule by
+    `tracking_epsilon` so that the chain keeps up with the annealing (one Langevin step contracts the
+    excess variance by (1 - epsilon / 2)^2, which must beat the per-step decrease
+    (sigma_{t+1} / sigma_t)^2; 0.58 for the default schedule, 0.89 for 300 steps from 10 to 0.005).
+    A chain that falls behind never recovers: the denoiser, told sigma_t but shown more noise, stops
+    pulling, and the result is noise (an explicit epsilon that is too small warns). zeta = 1.0, the
+    normalised step of DPS (Chung et al. 2023), for operators of norm about 1; its step has length
+    about 2 zeta ||A||, so scale zeta by 1 / ||A|| for others (CT: tune it on validation images).
     """
 
     schedule: Schedule = field(default_factory=lambda: Geometric(40.0, 0.001, 1000))
-    epsilon: float = 0.1
+    epsilon: float | None = None
     zeta: float = 1.0
 
     def __post_init__(self):
-        if not self.epsilon > 0:
+        if self.epsilon is not None and not self.epsilon > 0:
             raise ValueError(f"PaDIS needs a Langevin step factor epsilon > 0, got {self.epsilon}")
         if not self.zeta >= 0:
             raise ValueError(f"PaDIS needs zeta >= 0, got {self.zeta}")
 
+    def langevin_epsilon(self, sigmas) -> float:
+        """epsilon as given (warning when the chain cannot keep up with the schedule), else
+        `tracking_epsilon(sigmas)`."""
+        if self.epsilon is None:
+            return tracking_epsilon(sigmas)
+        r = min((b / a for a, b in zip(sigmas[:-1], sigmas[1:]) if a > 0), default=1.0)
+        if 1 - self.epsilon / 2 >= r:
+            warnings.warn(
+                f"PaDIS: epsilon = {self.epsilon:g} contracts the Langevin chain by {1 - self.epsilon / 2:.3g} per "
+                f"step, slower than the schedule's sigma decreases ({r:.3g}): the chain falls behind and the "
+                f"result stays noisy; use epsilon > {2 * (1 - r):.3g} (epsilon=None picks "
+                f"{tracking_epsilon(sigmas):.3g}) or more steps",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return self.epsilon
+
     def __call__(self, y, A, prior, *, generator=None, callback=None, progress=True, x_true=None) -> Result:
         sigmas = self.schedule.sigmas().tolist()
+        epsilon = self.langevin_epsilon(sigmas)
         if hasattr(prior, "check_sigma"):
             prior.check_sigma(max(sigmas), min(sigmas))
         track = Tracker("PaDIS", len(sigmas), y, A, x_true=x_true, callback=callback, progress=progress)
@@ -99,7 +142,7 @@ class PaDIS:
             s = (d - x) / sigma_t**2
             zeta_t = self.zeta / norm.clamp(min=1e-30)
             x = x - zeta_t.reshape(-1, *([1] * (x.ndim - 1))) * grad
-            alpha_t = self.epsilon * sigma_t**2
+            alpha_t = epsilon * sigma_t**2
             x = langevin_step(x, s, gaussian_like(x, generator), alpha_t)
             track.step(n, sigma_t, x, estimate=d)
         return track.result(x)

@@ -27,7 +27,7 @@ from priors.analytic import GaussianPrior
 from priors.analytic.eigenbasis import isotropic_power_spectrum, stationary_covariance
 from priors.network import Prediction
 from priors.patch import PatchPrior
-from solvers.padis import PaDIS, random_grid_shift
+from solvers.padis import PaDIS, random_grid_shift, tracking_epsilon
 from solvers.schedules import Constant, Geometric
 from solvers.tracking import NonFiniteError
 
@@ -93,17 +93,53 @@ def test_patch_equal_to_image_is_the_whole_image_dps_langevin_loop():
     A = linops.Blur(torch.rand(3, 3, generator=torch.Generator().manual_seed(0), dtype=f64), SHAPE, "reflect")
     y = measurement(prior, A, 0.05).expand(3, *SHAPE).clone()
     schedule = Geometric(5.0, 0.05, 40)
-    solver = PaDIS(schedule, epsilon=0.2, zeta=0.3)
+    solver = PaDIS(schedule, epsilon=0.25, zeta=0.3)
     patch = whole_image_patch_prior(prior)
     assert patch.grid(SHAPE).num_shifts == 1
     out = solver(y, A, patch, generator=torch.Generator().manual_seed(11), progress=False)
     expected = whole_image_dps_langevin(
-        y, A, prior, schedule.sigmas().tolist(), 0.2, 0.3, torch.Generator().manual_seed(11)
+        y, A, prior, schedule.sigmas().tolist(), 0.25, 0.3, torch.Generator().manual_seed(11)
     )
     torch.testing.assert_close(out.x, expected, rtol=1e-10, atol=1e-10)
     plain = solver(y, A, prior, generator=torch.Generator().manual_seed(11), progress=False)
     torch.testing.assert_close(plain.x, expected, rtol=1e-10, atol=1e-10)
     assert out.trace.prior_calls == out.trace.gradient_evaluations == 40
+
+
+# ------------------------------------------------------------------------------------------------
+# the Langevin chain keeps up with the schedule
+
+
+def test_tracking_epsilon_is_twice_the_minimiser_of_the_linear_lag():
+    """For a geometric schedule with ratio r, e = 2 sqrt(1 - r^2) minimises e r^2 / (r^2 - (1 - e/2)^2),
+    the lag of the components with variance << sigma^2; the default is 2 e, clipped to [0.1, 1.6]."""
+    r = (0.005 / 10.0) ** (1 / 299)
+    eps = tracking_epsilon(Geometric(10.0, 0.005, 300).sigmas().tolist())
+    assert eps == pytest.approx(4 * math.sqrt(1 - r**2), rel=1e-6)
+    lag = lambda e: e * r**2 / (r**2 - (1 - e / 2) ** 2)  # noqa: E731
+    assert lag(eps / 2) == pytest.approx(1 + eps / 4, rel=1e-9)
+    assert lag(eps / 2) < min(lag(0.45 * eps), lag(0.55 * eps))
+    assert tracking_epsilon(Constant(0.5, 3).sigmas().tolist()) == 0.1
+    assert tracking_epsilon(Geometric(10.0, 0.01, 5).sigmas().tolist()) == 1.6
+
+
+def test_unconditional_chain_ends_at_the_prior_variance_and_a_lagging_one_warns():
+    """zeta = 0 samples the prior. On a fast schedule (30 steps from 10 to 0.01) the default epsilon
+    (1.6) ends near the prior's unit pixel variance (measured 1.54: one step per level cannot settle
+    fully); epsilon = 0.1 contracts too slowly (0.95 per step against r = 0.79), warns, and leaves
+    most of the initial noise (sigma_T^2 = 100; measured 45)."""
+    prior = stationary_prior()
+    A = linops.Identity(SHAPE, dtype=f64)
+    y = torch.zeros(1, *SHAPE, dtype=f64)
+    schedule = Geometric(10.0, 0.01, 30)
+    x = runs(PaDIS(schedule, zeta=0.0), y, A, prior, 512).x
+    variance = float(x.var(0).mean())
+    assert 0.8 < variance < 1.75, variance
+    with pytest.warns(RuntimeWarning, match="falls behind"):
+        lagging = PaDIS(schedule, epsilon=0.1, zeta=0.0)(
+            y.expand(512, *SHAPE).clone(), A, prior, generator=torch.Generator().manual_seed(3), progress=False
+        )
+    assert float(lagging.x.var(0).mean()) > 3.0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -192,7 +228,7 @@ def test_same_seed_same_result_and_one_shift_per_step():
     prior = Recording(pointwise_gaussian, 3, prediction=Prediction.X0)
     A = linops.Blur(linops.gaussian_kernel(0.7, 3, dtype=f64), SHAPE, "reflect")
     y = torch.randn(2, *SHAPE, generator=torch.Generator().manual_seed(0), dtype=f64)
-    solver = PaDIS(Geometric(3.0, 0.05, 30), epsilon=0.2, zeta=0.2)
+    solver = PaDIS(Geometric(3.0, 0.05, 30), epsilon=0.3, zeta=0.2)
     a = runs(solver, y[:1], A, prior, 2, seed=5).x
     first, shifts[:] = list(shifts), []
     b = runs(solver, y[:1], A, prior, 2, seed=5).x
