@@ -13,6 +13,12 @@ SNR 10:1. Methods as the paper ran them:
 
 Prints the table (MSE and SSIM as mean +- standard error over images, with prior calls, gradient
 evaluations and wall time) and writes benchmarks/results/quality_tomography_{size}.{json,md,png}.
+
+On a small machine, run disjoint shards of the test set in parallel and pool them (exactly):
+
+    python benchmarks/quality_tomography.py --images 16 --first 0  &
+    python benchmarks/quality_tomography.py --images 16 --first 16 &
+    python benchmarks/quality_tomography.py --merge results/quality_tomography_128_images*.json
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import torch
 
 import priors
 from linops.spectral import GramEigh
-from solvers.app.comparison import Method, compare, evaluate, markdown_table
+from solvers.app.comparison import Method, compare, evaluate, markdown_table, pool, summary_table
 from solvers.app.figures import comparison_figure
 from solvers.app.tomography import TiltSeriesProblem
 from solvers.classical import AlgebraicReconstruction
@@ -72,12 +78,18 @@ def main() -> None:
     parser.add_argument("--validation-images", type=int, default=8)
     parser.add_argument("--dps-long", type=int, default=200, help="steps of the longer DPS* run (paper: 1000)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--first", type=int, default=None, help="run test images first .. first + images - 1 only")
+    parser.add_argument("--merge", nargs="+", type=Path, help="pool the JSON results of shards instead of running")
     args = parser.parse_args()
+    if args.merge:
+        return merge(args.merge)
 
     problem = TiltSeriesProblem(size=args.size)
     A = problem.operator()
-    x_true = problem.test_images(args.images)
-    y, sigma_y = problem.measure(A, x_true, seed=args.seed)
+    first = args.first or 0
+    x_true = problem.test_images(args.images, first=first)
+    # shards draw their noise from their own seed, so that no two shards share a noise realisation
+    y, sigma_y = problem.measure(A, x_true, seed=args.seed + first)
     print(f"{args.images} test images {args.size}x{args.size}, 128 views over +-60 deg, sigma_y = {sigma_y:.3g}")
     blind, conditional = priors.load("ddgm-cells"), priors.load("cells-conditional")
 
@@ -107,9 +119,11 @@ def main() -> None:
 
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"quality_tomography_{args.size}"
+    if args.first is not None:
+        stem = stem.with_name(f"{stem.name}_images{first}-{first + args.images - 1}")
     stem.with_suffix(".md").write_text(table + "\n")
     stem.with_suffix(".json").write_text(json.dumps({
-        "images": args.images, "size": args.size, "sigma_y": sigma_y, "svd_seconds": svd_seconds,
+        "images": args.images, "first": first, "size": args.size, "sigma_y": sigma_y, "svd_seconds": svd_seconds,
         "algebraic_scan": k_scan, "dps_zeta_scan": zeta_scan_50, "threads": torch.get_num_threads(),
         "methods": [r.summary() for r in rows],
     }, indent=2))
@@ -117,6 +131,29 @@ def main() -> None:
                       title=f"test image 0 of {args.images}, 128 views over +-60 deg, SNR 10:1")
     by_mse = sorted(rows, key=lambda r: float(r.mse.mean()))
     print("ordering by MSE (best first):", " < ".join(r.name for r in by_mse))
+
+
+def merge(paths: list[Path]) -> None:
+    """Pool shard results (disjoint test images, same settings) into quality_tomography_{size}.{json,md}."""
+    shards = [json.loads(path.read_text()) for path in paths]
+    sizes = {shard["size"] for shard in shards}
+    firsts = sorted((shard.get("first", 0), shard["images"]) for shard in shards)
+    if len(sizes) != 1 or any(a + n > b for (a, n), (b, _) in zip(firsts[:-1], firsts[1:])):
+        raise ValueError(f"shards must share the image size and cover disjoint images, got {sizes} and {firsts}")
+    names = [m["method"] for m in shards[0]["methods"]]
+    pooled = [pool([next(m for m in shard["methods"] if m["method"] == name) for shard in shards]) for name in names]
+    table = summary_table(pooled)
+    print(table)
+    stem = RESULTS / f"quality_tomography_{sizes.pop()}"
+    stem.with_suffix(".md").write_text(table + "\n")
+    stem.with_suffix(".json").write_text(json.dumps({
+        "images": sum(shard["images"] for shard in shards), "shards": [str(path.name) for path in paths],
+        "sigma_y": [shard["sigma_y"] for shard in shards],
+        **{key: shards[0][key] for key in ("size", "algebraic_scan", "dps_zeta_scan", "threads")},
+        "methods": pooled,
+    }, indent=2))
+    by_mse = sorted(pooled, key=lambda m: m["mse"])
+    print("ordering by MSE (best first):", " < ".join(m["method"] for m in by_mse))
 
 
 if __name__ == "__main__":

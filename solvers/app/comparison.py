@@ -94,18 +94,42 @@ def compare(methods, y, A, x_true, *, seed: int = 0, progress: bool = True) -> l
 
 def markdown_table(rows: list[Row]) -> str:
     """A markdown table of the per-method means (with standard errors for several images)."""
-    several = rows[0].mse.shape[0] > 1
+    return summary_table([row.summary() for row in rows])
+
+
+def summary_table(summaries: list[dict]) -> str:
+    """The markdown table of `Row.summary()` dicts (or of `pool`ed ones)."""
     head = "| method | MSE | PSNR (dB) | SSIM | time (s) | prior calls | gradient evals |"
     lines = [head, "|" + "---|" * 7]
-    for row in rows:
-        s = row.summary()
+    for s in summaries:
 
         def cell(key, fmt, s=s):
             value = format(s[key], fmt)
-            return f"{value} ± {format(s[key + '_se'], fmt)}" if several else value
+            return f"{value} ± {format(s[key + '_se'], fmt)}" if s["images"] > 1 else value
 
         lines.append(
             f"| {s['method']} | {cell('mse', '.4f')} | {cell('psnr', '.2f')} | {cell('ssim', '.3f')} "
             f"| {s['seconds']:.1f} | {s['prior_calls']} | {s['gradient_evaluations']} |"
         )
     return "\n".join(lines)
+
+
+def pool(summaries: list[dict]) -> dict:
+    """One method's summaries on disjoint image sets, pooled exactly: from each set's n, mean m and
+    standard error e, the sums n m and sums of squares (n - 1) n e^2 + n m^2 give the mean and
+    standard error over all images. Times and call counts add up."""
+    if len({s["method"] for s in summaries}) != 1:
+        raise ValueError(f"pool one method at a time, got {sorted({s['method'] for s in summaries})}")
+    n = sum(s["images"] for s in summaries)
+    pooled = {**summaries[0], "images": n}
+    for key in ("mse", "psnr", "ssim"):
+        total = sum(s["images"] * s[key] for s in summaries)
+        squares = sum(
+            (s["images"] - 1) * s["images"] * s[key + "_se"] ** 2 + s["images"] * s[key] ** 2 for s in summaries
+        )
+        mean = total / n
+        variance = max(squares - n * mean**2, 0.0) / (n - 1) if n > 1 else 0.0
+        pooled[key], pooled[key + "_se"] = mean, math.sqrt(variance / n)
+    for key in ("seconds", "prior_calls", "gradient_evaluations"):
+        pooled[key] = sum(s[key] for s in summaries)
+    return pooled

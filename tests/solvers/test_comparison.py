@@ -1,0 +1,43 @@
+"""Comparison tables: pooling summaries of disjoint image sets is exact."""
+
+import pytest
+import torch
+
+from solvers.app.comparison import Row, markdown_table, pool, summary_table
+
+
+def row(name, mse, psnr, ssim, seconds=1.0, calls=3):
+    return Row(
+        name,
+        torch.zeros(len(mse)),
+        torch.tensor(mse, dtype=torch.float64),
+        torch.tensor(psnr, dtype=torch.float64),
+        torch.tensor(ssim, dtype=torch.float64),
+        seconds,
+        calls,
+        2 * calls,
+    )
+
+
+def test_pooled_shards_equal_the_summary_of_all_images():
+    g = torch.Generator().manual_seed(0)
+    mse, psnr, ssim = (torch.rand(11, generator=g, dtype=torch.float64).tolist() for _ in range(3))
+    whole = row("DDGM", mse, psnr, ssim).summary()
+    shards = [
+        row("DDGM", mse[:4], psnr[:4], ssim[:4], 1.5, 3).summary(),
+        row("DDGM", mse[4:], psnr[4:], ssim[4:], 2.5, 3).summary(),
+    ]
+    pooled = pool(shards)
+    assert pooled["images"] == 11
+    for key in ("mse", "psnr", "ssim"):
+        assert pooled[key] == pytest.approx(whole[key], rel=1e-12)
+        assert pooled[key + "_se"] == pytest.approx(whole[key + "_se"], rel=1e-10)
+    assert pooled["seconds"] == 4.0 and pooled["prior_calls"] == 6 and pooled["gradient_evaluations"] == 12
+    assert summary_table([pooled]).splitlines()[2].startswith("| DDGM | ")
+    with pytest.raises(ValueError, match="one method"):
+        pool([shards[0], row("DDRM", mse, psnr, ssim).summary()])
+
+
+def test_table_shows_standard_errors_only_for_several_images():
+    assert "±" in markdown_table([row("a", [0.1, 0.2], [20.0, 21.0], [0.5, 0.6])])
+    assert "±" not in markdown_table([row("a", [0.1], [20.0], [0.5])])
