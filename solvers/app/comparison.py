@@ -117,7 +117,8 @@ def summary_table(summaries: list[dict]) -> str:
 def pool(summaries: list[dict]) -> dict:
     """One method's summaries on disjoint image sets, pooled exactly: from each set's n, mean m and
     standard error e, the sums n m and sums of squares (n - 1) n e^2 + n m^2 give the mean and
-    standard error over all images. Times and call counts add up."""
+    standard error over all images. Wall times add up; the prior-call and gradient counts are per
+    (batched) solve, so they must agree between shards and are kept as they are."""
     if len({s["method"] for s in summaries}) != 1:
         raise ValueError(f"pool one method at a time, got {sorted({s['method'] for s in summaries})}")
     n = sum(s["images"] for s in summaries)
@@ -130,6 +131,8 @@ def pool(summaries: list[dict]) -> dict:
         mean = total / n
         variance = max(squares - n * mean**2, 0.0) / (n - 1) if n > 1 else 0.0
         pooled[key], pooled[key + "_se"] = mean, math.sqrt(variance / n)
-    for key in ("seconds", "prior_calls", "gradient_evaluations"):
-        pooled[key] = sum(s[key] for s in summaries)
+    pooled["seconds"] = sum(s["seconds"] for s in summaries)
+    for key in ("prior_calls", "gradient_evaluations"):
+        if len({s[key] for s in summaries}) != 1:
+            raise ValueError(f"shards of {pooled['method']} disagree on {key}: {[s[key] for s in summaries]}")
     return pooled

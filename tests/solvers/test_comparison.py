@@ -32,10 +32,12 @@ def test_pooled_shards_equal_the_summary_of_all_images():
     for key in ("mse", "psnr", "ssim"):
         assert pooled[key] == pytest.approx(whole[key], rel=1e-12)
         assert pooled[key + "_se"] == pytest.approx(whole[key + "_se"], rel=1e-10)
-    assert pooled["seconds"] == 4.0 and pooled["prior_calls"] == 6 and pooled["gradient_evaluations"] == 12
+    assert pooled["seconds"] == 4.0 and pooled["prior_calls"] == 3 and pooled["gradient_evaluations"] == 6
     assert summary_table([pooled]).splitlines()[2].startswith("| DDGM | ")
     with pytest.raises(ValueError, match="one method"):
         pool([shards[0], row("DDRM", mse, psnr, ssim).summary()])
+    with pytest.raises(ValueError, match="disagree on prior_calls"):
+        pool([shards[0], row("DDGM", mse, psnr, ssim, calls=4).summary()])
 
 
 def test_table_shows_standard_errors_only_for_several_images():
