@@ -1,6 +1,8 @@
 """deepinv interop: our operators as deepinv physics (decomposable when their SVD is structured, so
 deepinv's own DDRM runs on them) and deepinv physics as our operators."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ dinv = pytest.importorskip("deepinv")
 
 from linops import CircularBlur, Decimate, Diagonal, Downsample, FourierSampling, Mask, gaussian_kernel  # noqa: E402
 from linops.interop.deepinv import from_deepinv, to_deepinv  # noqa: E402
-from linops.spectral import RandomizedSVD, svd  # noqa: E402
+from linops.spectral import RandomizedSVD, structured_svd, svd  # noqa: E402
 from linops.testing import Opaque, dottest  # noqa: E402
 
 
@@ -144,6 +146,60 @@ def test_complex_fourier_sampling_is_decomposable():
     x = torch.randn(2, 1, 8, 8, generator=gen(11)).to(torch.complex64)
     assert float(physics.adjointness_test(x)) < 1e-5
     torch.testing.assert_close(physics.U(physics.mask * physics.V_adjoint(x)), A @ x, atol=1e-5, rtol=1e-5)
+
+
+DEEPINV_DECOMPOSABLE = {
+    "inpainting": (lambda: dinv.physics.Inpainting(img_size=(1, 8, 8), mask=bits(1, 8, 8, seed=4).float()), (1, 8, 8)),
+    "decolorize": (lambda: dinv.physics.Decolorize(), (3, 8, 8)),
+    "single-pixel camera": (lambda: dinv.physics.SinglePixelCamera(m=20, img_size=(1, 8, 8), rng=gen(5)), (1, 8, 8)),
+    "our downsample, round trip": (lambda: to_deepinv(Downsample((1, 8, 8), 2, dtype=torch.float64)), (1, 8, 8)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEEPINV_DECOMPOSABLE))
+def test_deepinv_decomposable_physics_keeps_its_svd(name):
+    """A true deepinv SVD becomes our structured one: U diag(s) V^H reproduces the dense matrix, U and V
+    have orthonormal columns, and the singular values are the matrix's (to the float32 rounding of
+    deepinv's parameters)."""
+    make, shape = DEEPINV_DECOMPOSABLE[name]
+    A = from_deepinv(make(), shape, dtype=torch.float64)
+    dec = structured_svd(A)
+    assert dec is not None and dec.structured
+    dense = A.to_dense()
+    torch.testing.assert_close(dec.to_operator().to_dense(), dense, atol=1e-6, rtol=1e-6)
+    for W in (dec.U, dec.V):
+        gram = W.H.to_dense() @ W.to_dense()
+        torch.testing.assert_close(gram, torch.eye(gram.shape[0], dtype=gram.dtype), atol=1e-6, rtol=0)
+    expected = torch.linalg.svdvals(dense)
+    k = expected.numel()
+    torch.testing.assert_close(dec.sorted_values()[:k], expected, atol=1e-6, rtol=1e-6)
+
+
+def test_our_ddrm_uses_the_svd_of_deepinv_inpainting_without_computing_one():
+    from solvers.ddrm import DDRM
+    from solvers.schedules import Geometric
+
+    make, shape = DEEPINV_DECOMPOSABLE["inpainting"]
+    A = from_deepinv(make(), shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a computed SVD would warn (ComputedSVDWarning)
+        dec = DDRM(Geometric(1.0, 0.01, 5), sigma_y=0.01).decomposition(A)
+    assert dec.structured
+
+
+def test_deepinv_physics_that_is_no_svd_falls_back_to_a_computed_one():
+    """BlurFFT's mask is complex (a phase per frequency), and the Parseval frame that to_deepinv builds
+    for an incomplete SVD has V^H V != I: neither is taken as structured; the computed SVD is right."""
+    blur = dinv.physics.BlurFFT(img_size=(1, 8, 8), filter=torch.ones(1, 1, 3, 3) / 9)
+    ours = to_deepinv(Downsample((1, 8, 8), 2, dtype=torch.float64))
+    frame = dinv.physics.DecomposablePhysics(  # deepinv's own class, so only its U, V and mask are seen
+        U=ours.U, U_adjoint=ours.U_adjoint, V=ours.V, V_adjoint=ours.V_adjoint, mask=ours.mask
+    )
+    for physics in (blur, frame):
+        A = from_deepinv(physics, (1, 8, 8), dtype=torch.float64)
+        assert structured_svd(A) is None
+        expected = torch.linalg.svdvals(A.to_dense())
+        torch.testing.assert_close(svd(A).sorted_values()[:16], expected[:16], atol=1e-8, rtol=1e-8)
 
 
 def test_errors():

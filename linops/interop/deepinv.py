@@ -6,7 +6,9 @@
 `to_deepinv` returns a `DecomposablePhysics` when A has a structured SVD (or an SVD is passed), so
 deepinv's SVD-based code (DDRM, `A_dagger`, `prox_l2`) runs on our operators; otherwise a plain
 `LinearPhysics`. In both, `A` and `A_adjoint` call our operator directly. deepinv tensors are
-(B, *in_shape) -> (B, *out_shape), exactly our batched convention.
+(B, *in_shape) -> (B, *out_shape), exactly our batched convention. The other way, a wrapped deepinv
+`DecomposablePhysics` keeps its SVD as a structured one when it is a true SVD (a real non-negative
+mask, U and V with orthonormal columns), so our DDRM runs on deepinv's Inpainting without computing one.
 
 deepinv's `DecomposablePhysics` needs V to span the input space (it reconstructs x = V(V^H x)).
 When our SVD is incomplete (a downsampling, a truncated SVD), the adapter uses the Parseval frame
@@ -26,8 +28,9 @@ import math
 import deepinv as dinv
 import torch
 
-from ..base import LinearOperator
+from ..base import LinearOperator, precision_of
 from ..spectral import SVD, structured_svd
+from ..spectral.svd_dispatch import svd_rules
 
 
 def _apply(op: LinearOperator, x: torch.Tensor) -> torch.Tensor:
@@ -181,3 +184,67 @@ def from_deepinv(physics, in_shape, *, dtype: torch.dtype = torch.float32, devic
     if out_dtype.is_complex and dtype.is_floating_point:
         out_dtype = torch.promote_types(dtype, torch.complex64)
     return DeepinvOperator(physics, in_shape, tuple(probe.shape[1:]), dtype=out_dtype, device=device)
+
+
+# ----------------------------------------------------------------------------------------------
+# the SVD of a wrapped deepinv DecomposablePhysics
+
+
+class _PhysicsMap(LinearOperator):
+    """U or V of a deepinv DecomposablePhysics: spectral coordinates -> signal space, with its adjoint."""
+
+    def __init__(self, forward, adjoint, spectral_shape, out_shape, *, dtype, device):
+        super().__init__(spectral_shape, out_shape, dtype=dtype, device=device)
+        self.forward, self.backward = forward, adjoint
+
+    def _apply(self, z):
+        return self.forward(z)
+
+    def _adjoint(self, x):
+        return self.backward(x)
+
+
+def _has_orthonormal_columns(W: LinearOperator, generator: torch.Generator, rtol: float) -> bool:
+    """W^H W z = z on a random z (a map that is not an isometry fails this with probability one)."""
+    z = torch.randn((1, *W.in_shape), generator=generator, dtype=W.dtype, device="cpu").to(W.device)
+    return float((W.H.apply(W.apply(z)) - z).norm()) <= rtol * float(z.norm())
+
+
+@svd_rules.register(DeepinvOperator)
+def _decomposable_physics_svd(op: DeepinvOperator, child) -> SVD | None:
+    """deepinv's A = U diag(mask) V^H as our structured SVD, when it is one: a real, non-negative
+    mask shared by the batch, and U, V with orthonormal columns (checked on a random probe). Otherwise
+    (BlurFFT's complex mask, the Parseval frame `to_deepinv` builds for an incomplete SVD) None, and
+    the SVD is computed like any other operator's."""
+    physics = op.physics
+    if isinstance(physics, DecomposableOperatorPhysics):
+        return physics.svd
+    if not isinstance(physics, dinv.physics.DecomposablePhysics):
+        return None
+    with torch.no_grad():
+        spectral = physics.V_adjoint(torch.zeros((1, *op.in_shape), dtype=op.dtype, device=op.device))
+        mask = torch.as_tensor(physics.mask, device=op.device)
+        if spectral.is_complex() != op.dtype.is_complex or (mask.is_complex() and bool(mask.imag.any())):
+            return None
+        mask = mask.real if mask.is_complex() else mask
+        shape = tuple(spectral.shape[1:])
+        if mask.ndim == len(shape) + 1:
+            if mask.shape[0] != 1:
+                return None  # one operator per sample: not a single linear map
+            mask = mask[0]
+        real = precision_of(op.dtype)
+        try:
+            s = mask.to(real).expand(shape).clone()
+        except RuntimeError:
+            return None
+        if bool((s < 0).any()):
+            return None
+        U = _PhysicsMap(physics.U, physics.U_adjoint, shape, op.out_shape, dtype=spectral.dtype, device=op.device)
+        V = _PhysicsMap(physics.V, physics.V_adjoint, shape, op.in_shape, dtype=spectral.dtype, device=op.device)
+        # deepinv keeps its parameters in float32 whatever the input: allow float32 rounding, far
+        # below the O(1) defect of a map that is no isometry
+        generator, rtol = torch.Generator().manual_seed(0), 1e-4
+        if not (_has_orthonormal_columns(U, generator, rtol) and _has_orthonormal_columns(V, generator, rtol)):
+            return None
+    k = math.prod(shape)
+    return SVD(U, s, V, k == math.prod(op.in_shape), k == math.prod(op.out_shape), True)
