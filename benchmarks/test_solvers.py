@@ -16,8 +16,10 @@ step *is* the solver's own overhead (plus the near-free call), measured directly
     overhead = (solver step with ScaledIdentity - ScaledIdentity call) / U-Net denoiser time per step.
 
 The goals are an overhead under 10% for our DDRM (one forward per step) and DPS (one forward
-and one backward per step), and our DPS at least 1.5x faster per step than deepinv's (which evaluates the
-denoiser twice per step: once for the unconditional score, once more under autograd for the DPS term).
+and one backward per step), and our DPS at least 1.5x faster per step than deepinv's. That goal assumed
+deepinv evaluates the denoiser twice per step (once for the unconditional score, once more under autograd
+for the DPS term); deepinv 0.5 reuses one forward pass for both, so the two are bound by the same
+forward + backward and run at the same speed (see test_dps_deepinv).
 
 Times are process CPU time (`time.process_time`, one thread), which other load on a shared machine
 disturbs far less than wall-clock time. A step is one denoiser evaluation (NFE), counted by a forward hook
