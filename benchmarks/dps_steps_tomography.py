@@ -11,8 +11,10 @@ on validation images, then run the test shards:
     OMP_NUM_THREADS=1 python benchmarks/dps_steps_tomography.py --validation --zeta 0.005 &
     OMP_NUM_THREADS=1 python benchmarks/dps_steps_tomography.py --images 16 --first 0 --zeta Z &
     OMP_NUM_THREADS=1 python benchmarks/dps_steps_tomography.py --images 16 --first 16 --zeta Z &
+    python benchmarks/dps_steps_tomography.py --merge benchmarks/results/dps_steps_tomography_1000_zetaZ_test*.json
 
-Writes benchmarks/results/dps_steps_tomography_{steps}_zeta{zeta}_{split}{first}-{last}.{json,md}.
+Writes benchmarks/results/dps_steps_tomography_{steps}_zeta{zeta}_{split}{first}-{last}.{json,md}, and
+the pooled dps_steps_tomography_{steps}_zeta{zeta}.{json,md}.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch
 
 import priors
 from priors.data import Split
-from solvers.app.comparison import Method, compare, markdown_table
+from solvers.app.comparison import Method, compare, markdown_table, pool_shards, summary_table
 from solvers.app.tomography import TiltSeriesProblem
 from solvers.classical import AlgebraicReconstruction
 from solvers.dps import DPS
@@ -42,7 +44,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--validation", action="store_true", help="validation images (to choose zeta)")
+    parser.add_argument("--merge", nargs="+", type=Path, help="pool the JSON results of test shards instead of running")
     args = parser.parse_args()
+    if args.merge:
+        return merge(args.merge)
 
     problem = TiltSeriesProblem(size=128)
     A = problem.operator()
@@ -68,6 +73,24 @@ def main() -> None:
         "images": args.images, "first": args.first, "split": split.name.lower(), "steps": args.steps,
         "zeta": args.zeta, "sigma_y": sigma_y,
         "threads": torch.get_num_threads(), "methods": [r.summary() for r in rows],
+    }, indent=2))
+
+
+def merge(paths: list[Path]) -> None:
+    """Pool test shards of one setting (steps, zeta) into dps_steps_tomography_{steps}_zeta{zeta}.{json,md}."""
+    shards = [json.loads(path.read_text()) for path in paths]
+    settings = {(shard["split"], shard["steps"], shard["zeta"]) for shard in shards}
+    if len(settings) != 1 or next(iter(settings))[0] != "test":
+        raise ValueError(f"merge test shards of one setting (split, steps, zeta), got {sorted(settings)}")
+    _, steps, zeta = settings.pop()
+    pooled = pool_shards(shards)
+    table = summary_table(pooled)
+    print(table)
+    stem = RESULTS / f"dps_steps_tomography_{steps}_zeta{zeta:g}"
+    stem.with_name(stem.name + ".md").write_text(table + "\n")
+    stem.with_name(stem.name + ".json").write_text(json.dumps({
+        "images": sum(shard["images"] for shard in shards), "shards": [path.name for path in paths],
+        "steps": steps, "zeta": zeta, "sigma_y": [shard["sigma_y"] for shard in shards], "methods": pooled,
     }, indent=2))
 
 

@@ -32,7 +32,7 @@ import torch
 
 import priors
 from linops.spectral import GramEigh
-from solvers.app.comparison import Method, compare, evaluate, markdown_table, pool, summary_table
+from solvers.app.comparison import Method, compare, evaluate, markdown_table, pool_shards, summary_table
 from solvers.app.figures import comparison_figure
 from solvers.app.tomography import TiltSeriesProblem
 from solvers.classical import AlgebraicReconstruction
@@ -137,11 +137,9 @@ def merge(paths: list[Path]) -> None:
     """Pool shard results (disjoint test images, same settings) into quality_tomography_{size}.{json,md}."""
     shards = [json.loads(path.read_text()) for path in paths]
     sizes = {shard["size"] for shard in shards}
-    firsts = sorted((shard.get("first", 0), shard["images"]) for shard in shards)
-    if len(sizes) != 1 or any(a + n > b for (a, n), (b, _) in zip(firsts[:-1], firsts[1:])):
-        raise ValueError(f"shards must share the image size and cover disjoint images, got {sizes} and {firsts}")
-    names = [m["method"] for m in shards[0]["methods"]]
-    pooled = [pool([next(m for m in shard["methods"] if m["method"] == name) for shard in shards]) for name in names]
+    if len(sizes) != 1:
+        raise ValueError(f"shards must share the image size, got {sorted(sizes)}")
+    pooled = pool_shards(shards)
     table = summary_table(pooled)
     print(table)
     stem = RESULTS / f"quality_tomography_{sizes.pop()}"

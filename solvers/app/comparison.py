@@ -136,3 +136,18 @@ def pool(summaries: list[dict]) -> dict:
         if len({s[key] for s in summaries}) != 1:
             raise ValueError(f"shards of {pooled['method']} disagree on {key}: {[s[key] for s in summaries]}")
     return pooled
+
+
+def pool_shards(shards: list[dict]) -> list[dict]:
+    """Every method of benchmark shards pooled over the shards (`pool`). A shard is a results dict
+    with "first" and "images" (the test images first .. first + images - 1) and "methods" (summaries);
+    the shards must cover disjoint images and run the same methods."""
+    spans = sorted((shard.get("first", 0), shard["images"]) for shard in shards)
+    if any(a + n > b for (a, n), (b, _) in zip(spans[:-1], spans[1:])):
+        raise ValueError(f"shards must cover disjoint images, got (first, images) = {spans}")
+    names = [m["method"] for m in shards[0]["methods"]]
+    if any(sorted(m["method"] for m in shard["methods"]) != sorted(names) for shard in shards):
+        listed = [[m["method"] for m in shard["methods"]] for shard in shards]
+        raise ValueError(f"shards must run the same methods, got {listed}")
+    return [pool([next(m for m in shard["methods"] if m["method"] == name) for shard in shards]) for name in names]
+

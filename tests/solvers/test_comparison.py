@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from solvers.app.comparison import Row, markdown_table, pool, summary_table
+from solvers.app.comparison import Row, markdown_table, pool, pool_shards, summary_table
 
 
 def row(name, mse, psnr, ssim, seconds=1.0, calls=3):
@@ -43,3 +43,22 @@ def test_pooled_shards_equal_the_summary_of_all_images():
 def test_table_shows_standard_errors_only_for_several_images():
     assert "±" in markdown_table([row("a", [0.1, 0.2], [20.0, 21.0], [0.5, 0.6])])
     assert "±" not in markdown_table([row("a", [0.1], [20.0], [0.5])])
+
+
+def test_shards_pool_method_by_method_and_must_be_disjoint():
+    g = torch.Generator().manual_seed(1)
+    a, b = (torch.rand(6, generator=g, dtype=torch.float64).tolist() for _ in range(2))
+
+    def shard(first, images, sl):
+        return {"first": first, "images": images, "methods": [row("A", a[sl], a[sl], a[sl]).summary(),
+                                                              row("B", b[sl], b[sl], b[sl]).summary()]}
+
+    pooled = pool_shards([shard(2, 4, slice(2, 6)), shard(0, 2, slice(0, 2))])
+    assert [m["method"] for m in pooled] == ["A", "B"]
+    assert pooled[1]["mse"] == pytest.approx(row("B", b, b, b).summary()["mse"], rel=1e-12)
+    with pytest.raises(ValueError, match="disjoint"):
+        pool_shards([shard(0, 4, slice(0, 4)), shard(2, 4, slice(2, 6))])
+    other = shard(4, 2, slice(4, 6))
+    other["methods"] = other["methods"][:1]
+    with pytest.raises(ValueError, match="same methods"):
+        pool_shards([shard(0, 4, slice(0, 4)), other])
