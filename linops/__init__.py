@@ -41,7 +41,7 @@ from .operators import (
     gaussian_kernel,
     gaussian_kernel_1d,
 )
-from .operators.tomography import FanBeamRadon, FilterWindow, Radon, fbp
+from .operators.tomography import FanBeamRadon, FanToParallel, FilterWindow, Radon, fbp
 from .simplify import simplify
 from .spectral import (
     CG,
@@ -112,6 +112,7 @@ __all__ = [
     "SeverityFamily",
     "Tiles",
     "FanBeamRadon",
+    "FanToParallel",
     "FilterWindow",
     "Radon",
     "fbp",

@@ -14,6 +14,7 @@ import torch
 
 from linops.operators.tomography import (
     FanBeamRadon,
+    FanToParallel,
     FilterWindow,
     Radon,
     angle_weights,
@@ -277,6 +278,48 @@ def test_fbp_recovers_a_disc_over_the_full_range(window):
     assert float(reconstruction[(r > 46) & (r < 60)].abs().mean()) < 0.02
 
 
+def fan_for(n, views):
+    return FanBeamRadon.full_range((1, n, n), views, source_distance=2.0 * n, detector_distance=n, dtype=torch.float64)
+
+
+def test_rebinned_fan_data_are_the_parallel_data_of_the_same_image():
+    """R (A_fan x) = A_par x up to interpolation: a check of the fan <-> parallel line correspondence
+    (phi = theta - gamma, t = D_so sin gamma); with a wrong sign of gamma the error is O(1)."""
+    n = 64
+    xs, ys = centred_coordinates(n, n)
+    image = torch.exp(-((xs - 9) ** 2 + (ys + 5) ** 2) / (2 * 6.0**2))[None]
+    fan = fan_for(n, 360)
+    rebin = FanToParallel(fan)
+    parallel = rebin.parallel @ image
+    relative = float((rebin @ (fan @ image) - parallel).norm() / parallel.norm())
+    assert relative < 5e-3  # measured 4e-4 (bilinear interpolation of a smooth sinogram)
+    assert dottest(rebin, tol=1e-12) < 1e-12
+
+
+def test_fbp_recovers_a_disc_from_a_full_turn_fan():
+    """Measured on 128x128, 360 fan views (D_so = 2 n, D_od = n): interior mean 0.9998, RMS error 0.4%
+    (parallel FBP on 180 views: 0.6-0.9%)."""
+    n = 128
+    disc, r = disc_phantom(n, 40)
+    fan = fan_for(n, 360)
+    reconstruction = fbp(fan, fan @ disc)[0]
+    interior = r <= 32
+    assert abs(float(reconstruction[interior].mean()) - 1) < 5e-3
+    assert float((reconstruction[interior] - 1).pow(2).mean().sqrt()) < 0.02
+    assert float(reconstruction[(r > 46) & (r < 60)].abs().mean()) < 0.02
+
+
+def test_fan_fbp_of_a_stack_is_the_stack_of_fan_fbps():
+    disc, _ = disc_phantom(40, 12)
+    volume = torch.cat([disc, 0.5 * disc])[None]  # (1, 2, 40, 40)
+    volume_op = FanBeamRadon.full_range((1, 2, 40, 40), 90, source_distance=80.0, detector_distance=40.0,
+                                        dtype=torch.float64)
+    slice_op = fan_for(40, 90)
+    stacked = fbp(volume_op, volume_op @ volume)
+    for d in range(2):
+        torch.testing.assert_close(stacked[:, d], fbp(slice_op, slice_op @ volume[:, d]), rtol=0, atol=1e-12)
+
+
 def test_fbp_scale_follows_pixel_size_and_spacing():
     n = 96
     disc, r = disc_phantom(n, 30)
@@ -384,6 +427,11 @@ def test_fbp_errors():
     A = Radon.full_range((1, 8, 8), 4)
     with pytest.raises(ValueError, match=r"expects a sinogram of shape \(\*batch, 1, 4, 8\), got \(1, 8, 4\)"):
         fbp(A, torch.zeros(1, 8, 4))
-    fan = FanBeamRadon((1, 8, 8), angles_deg=[0.0, 90.0], source_distance=20.0, detector_distance=0.0)
-    with pytest.raises(TypeError, match="parallel-beam"):
+    half_turn = list(range(0, 200, 2))  # a short scan would need Parker weights
+    fan = FanBeamRadon((1, 8, 8), angles_deg=half_turn, source_distance=20.0, detector_distance=0.0)
+    with pytest.raises(ValueError, match="full turn"):
         fbp(fan, torch.zeros(fan.out_shape))
+    with pytest.raises(TypeError, match="parallel-beam Radon and the full-turn FanBeamRadon"):
+        fbp(Radon.full_range((1, 8, 8), 4) @ Radon.full_range((1, 8, 8), 4).H, torch.zeros(1, 4, 8))
+    with pytest.raises(TypeError, match="rebins a FanBeamRadon"):
+        FanToParallel(A)

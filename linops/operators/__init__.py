@@ -27,7 +27,7 @@ from .severity import (
     PiecewiseLinearRamp,
     SeverityFamily,
 )
-from .tomography import FanBeamRadon, FilterWindow, Radon, fbp
+from .tomography import FanBeamRadon, FanToParallel, FilterWindow, Radon, fbp
 
 __all__ = [
     "FFT2",
@@ -60,6 +60,7 @@ __all__ = [
     "SeverityFamily",
     "Tiles",
     "FanBeamRadon",
+    "FanToParallel",
     "FilterWindow",
     "Radon",
     "fbp",

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import torch
 
-from ..operators.tomography import FanBeamRadon, Radon
+from ..operators.tomography import FanBeamRadon, FanToParallel, Radon
 from .market import register
 
 
@@ -122,3 +122,10 @@ def _(dtype, g):
     return FanBeamRadon.full_range(
         (2, 2, 8, 8), 5, source_distance=9.0, detector_distance=0.0, n_detector=12, detector_spacing=0.8, dtype=dtype
     )
+
+
+@register("fan-to-parallel-volume")
+def _(dtype, g):
+    fan = FanBeamRadon.full_range((1, 2, 6, 6), 12, source_distance=9.0, detector_distance=3.0, dtype=dtype)
+    return FanToParallel(fan)
+

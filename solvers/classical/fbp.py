@@ -1,10 +1,11 @@
-"""Filtered backprojection as a solver: the classical one-shot inverse of the parallel-beam Radon transform."""
+"""Filtered backprojection as a solver: the classical one-shot inverse of the Radon transform (parallel beam,
+or a full-turn fan beam rebinned to parallel beam)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from linops import FilterWindow, Radon, fbp
+from linops import FanBeamRadon, FilterWindow, Radon, fbp
 
 from ..tracking import Result, Tracker
 
@@ -15,8 +16,9 @@ class FilteredBackprojection:
 
     each view y_i is filtered along the detector by the ramp |nu| times the apodization window W
     (`FilterWindow`), weighted by the angular width dtheta_i it stands for, and backprojected by the
-    operator's own transpose (d: detector spacing, p: pixel size). Only for `linops.Radon` (parallel beam);
-    other operators raise TypeError. One step in the trace; no prior, no randomness.
+    operator's own transpose (d: detector spacing, p: pixel size). For `linops.Radon` (parallel beam) and
+    `linops.FanBeamRadon` over the full turn (rebinned first, `linops.FanToParallel`); other operators
+    raise TypeError. One step in the trace; no prior, no randomness.
     """
 
     window: FilterWindow = FilterWindow.RAM_LAK
@@ -26,11 +28,11 @@ class FilteredBackprojection:
             raise TypeError(f"FilteredBackprojection: window must be a FilterWindow, got {self.window!r}")
 
     def __call__(self, y, A, prior=None, *, generator=None, callback=None, progress=True, x_true=None) -> Result:
-        if not isinstance(A, Radon):
+        if not isinstance(A, (Radon, FanBeamRadon)):
             raise TypeError(
-                f"FilteredBackprojection inverts the parallel-beam linops.Radon operator, got {A!r}; for other "
-                "operators (fan beam, compositions, deepinv physics) use CGLSReconstruction, LSQRReconstruction "
-                "or TVReconstruction."
+                f"FilteredBackprojection inverts the parallel-beam linops.Radon and the full-turn FanBeamRadon, "
+                f"got {A!r}; for other operators (compositions, deepinv physics) use CGLSReconstruction, "
+                "LSQRReconstruction or TVReconstruction."
             )
         track = Tracker("FBP", 1, y, A, x_true=x_true, callback=callback, progress=progress)
         x = fbp(A, y, self.window)

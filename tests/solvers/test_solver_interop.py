@@ -110,12 +110,20 @@ def test_deepinv_native_inpainting_equals_our_mask(name):
     torch.testing.assert_close(model(y, physics, seed=3), direct(solver, y, A, prior, 3).x, rtol=1e-5, atol=1e-5)
 
 
-def test_deepinv_native_physics_runs_ddrm_through_a_computed_svd():
-    physics = dinv.physics.Inpainting(img_size=SHAPE, mask=MASK.float())
-    y, x = measurement(linops.Mask(MASK))
+def test_deepinv_native_physics_runs_ddrm_through_its_own_or_a_computed_svd():
+    """deepinv's Inpainting is a true SVD (taken as structured: no warning); BlurFFT's complex mask is
+    not (DDRM computes an SVD and says so)."""
     model = as_reconstructor(DDRM(Geometric(3.0, 0.03, 4), sigma_y=0.01), StandardNormal())
+    inpainting = dinv.physics.Inpainting(img_size=SHAPE, mask=MASK.float())
+    y, x = measurement(linops.Mask(MASK))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ComputedSVDWarning)
+        out = model(y, inpainting, seed=0)
+    assert out.shape == x.shape and bool(torch.isfinite(out).all())
+    blur = dinv.physics.BlurFFT(img_size=SHAPE, filter=linops.gaussian_kernel(1.0, 5).reshape(1, 1, 5, 5))
+    y, x = measurement(from_deepinv(blur, SHAPE))
     with pytest.warns(ComputedSVDWarning):
-        out = model(y, physics, seed=0)
+        out = model(y, blur, seed=0)
     assert out.shape == x.shape and bool(torch.isfinite(out).all())
 
 

@@ -13,6 +13,7 @@ documents the weights ray by ray (the contract for matrix-free kernels).
     joseph.py     the weight formula and the sparse-matrix construction
     projector.py  applying the matrix to images and stacks (batches as columns of one sparse product)
     parallel.py   Radon          fan.py   FanBeamRadon          fbp.py   fbp, FilterWindow
+    rebin.py      FanToParallel: full-turn fan data as parallel data (so fbp inverts a fan beam too)
 """
 
 from .fan import FanBeamRadon
@@ -20,10 +21,12 @@ from .fbp import FilterWindow, angle_weights, fbp, filter_sinogram
 from .geometry import FanBeamGeometry, ParallelBeamGeometry, full_range_angles_deg, tilt_series_angles_deg
 from .parallel import Radon
 from .projector import JosephProjector
+from .rebin import FanToParallel
 
 __all__ = [
     "FanBeamGeometry",
     "FanBeamRadon",
+    "FanToParallel",
     "FilterWindow",
     "JosephProjector",
     "ParallelBeamGeometry",

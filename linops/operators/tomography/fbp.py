@@ -1,4 +1,5 @@
-"""Filtered backprojection for the parallel-beam `Radon` operator.
+"""Filtered backprojection for the parallel-beam `Radon` operator (and for a full-turn `FanBeamRadon`,
+rebinned to parallel beam by `FanToParallel` first).
 
 Inversion formula (Kak & Slaney, ch. 3): for parallel projections p_theta(s) over theta in [0, pi),
 
@@ -26,7 +27,9 @@ import math
 import torch
 
 from ...interop import arrays
+from .fan import FanBeamRadon
 from .parallel import Radon
+from .rebin import FanToParallel
 
 
 class FilterWindow(enum.Enum):
@@ -117,21 +120,33 @@ def fbp(radon: Radon, sinogram, window: FilterWindow = FilterWindow.RAM_LAK):
     moiré of a few percent when detector_spacing > pixel_size); for a limited range it is the usual streaky
     estimate with the wedge missing.
     """
+    if isinstance(radon, FanBeamRadon):
+        return arrays.call_on_tensor(lambda y: _fan_fbp(radon, y, FilterWindow(window)), sinogram)
     if not isinstance(radon, Radon):
-        raise TypeError(
-            f"fbp inverts the parallel-beam Radon operator, got {radon!r}; "
-            "for a fan beam use an iterative solver (linops.solve) or rebin to parallel beam first."
-        )
+        raise TypeError(f"fbp inverts the parallel-beam Radon and the full-turn FanBeamRadon, got {radon!r}")
     return arrays.call_on_tensor(lambda y: _fbp(radon, y, FilterWindow(window)), sinogram)
 
 
-def _fbp(radon: Radon, sinogram: torch.Tensor, window: FilterWindow) -> torch.Tensor:
-    k = len(radon.out_shape)
-    if sinogram.ndim < k or tuple(sinogram.shape[sinogram.ndim - k :]) != radon.out_shape:
+def _fan_fbp(fan: FanBeamRadon, sinogram: torch.Tensor, window: FilterWindow) -> torch.Tensor:
+    """Rebin to parallel beam (`FanToParallel`, built once per operator), then parallel FBP."""
+    _check_sinogram(fan, sinogram)
+    if "rebin" not in fan._cache:
+        fan._cache["rebin"] = FanToParallel(fan)
+    rebin = fan._cache["rebin"]
+    return _fbp(rebin.parallel, rebin.apply(sinogram), window)
+
+
+def _check_sinogram(op, sinogram: torch.Tensor) -> None:
+    k = len(op.out_shape)
+    if sinogram.ndim < k or tuple(sinogram.shape[sinogram.ndim - k :]) != op.out_shape:
         raise ValueError(
-            f"fbp with {radon!r} expects a sinogram of shape (*batch, {', '.join(map(str, radon.out_shape))}), "
+            f"fbp with {op!r} expects a sinogram of shape (*batch, {', '.join(map(str, op.out_shape))}), "
             f"got {tuple(sinogram.shape)}."
         )
+
+
+def _fbp(radon: Radon, sinogram: torch.Tensor, window: FilterWindow) -> torch.Tensor:
+    _check_sinogram(radon, sinogram)
     geometry = radon.geometry
     filtered = filter_sinogram(sinogram, window, detector_spacing=geometry.detector_spacing)
     weights = angle_weights(geometry.angles_rad).to(filtered.device, filtered.dtype)
