@@ -164,11 +164,21 @@ class ConvolutionMethod(enum.Enum):
     FFT = "fft"
 
 
-def _choose_method(taps: int, H: int, W: int, Lh: int, Lw: int, dtype: torch.dtype) -> ConvolutionMethod:
-    # Calibrated on a 2-core x86 CPU: depthwise conv2d costs ~0.015 ns per multiply-add in float32
-    # (float64 has no fast direct path), an rfft2/irfft2 pair ~0.27 ns per L log2 L.
-    direct = 0.015 * taps * H * W * (1 if dtype == torch.float32 else 20)
-    fft = 0.27 * Lh * Lw * math.log2(Lh * Lw)
+def choose_method(taps: int, H: int, W: int, Lh: int, Lw: int, dtype: torch.dtype, planes: int) -> ConvolutionMethod:
+    """The cheaper way to convolve `planes` H x W planes with a kernel of `taps` taps (FFT size Lh x Lw).
+
+    Cost model in ns, fitted on the project's 2-core x86 CPU (benchmarks/blur_method_calibration.py:
+    over 144 sizes, kernels and batches the chosen method is 4% slower than the best on average):
+
+        direct = 30e3 + 0.1 taps H W ceil(planes / 16)       (x 20 in float64: no vectorised path)
+        fft    = 0.1 planes Lh Lw log2(Lh Lw)
+
+    The depthwise conv2d vectorises across planes (16 float32 lanes), so one to sixteen planes cost
+    about the same; the FFT pays for every plane. Hence one image prefers the FFT from about 7 x 7
+    taps on, a batch of 16 keeps the direct path up to about 17 x 17.
+    """
+    direct = 30e3 + 0.1 * taps * H * W * math.ceil(planes / 16) * (1 if dtype == torch.float32 else 20)
+    fft = 0.1 * planes * Lh * Lw * math.log2(Lh * Lw)
     return ConvolutionMethod.DIRECT if direct < fft else ConvolutionMethod.FFT
 
 
@@ -208,8 +218,9 @@ class Blur(LinearOperator):
 
     `method` is `ConvolutionMethod.DIRECT` (depthwise conv2d; the adjoint is a conv2d of the same
     cost, not a transposed convolution) or `ConvolutionMethod.FFT` (rfft2 on a 5-smooth size); by
-    default it is chosen from a cost model. Memory: the kernel, and for FFT its transfer function
-    of size Lh x (Lw / 2 + 1) complex values.
+    default (None) each call picks the cheaper for its number of planes (`choose_method`), and
+    `method` reports the pick for one sample. Memory: the kernel, and its transfer function of size
+    Lh x (Lw / 2 + 1) complex values.
     """
 
     def __init__(
@@ -239,14 +250,23 @@ class Blur(LinearOperator):
         )
         self.layout = _PlaneLayout(in_shape, per_channel=k.ndim == 3)
         Hp, Wp = self.pad.out_shape[-2:]
-        L = (good_fft_size(Hp), good_fft_size(Wp))
-        self.method = method or _choose_method(kh * kw, *in_shape[-2:], *L, k.dtype)
-        if self.method is ConvolutionMethod.DIRECT:
-            # conv2d correlates; correlating with flip(k) convolves with k
-            self.weight = k.flip(-1, -2).reshape(-1, 1, kh, kw)
-        else:
-            self.fft_shape = L
-            self.transfer = torch.fft.rfft2(k, s=L)
+        self.fixed_method = method
+        # conv2d correlates; correlating with flip(k) convolves with k
+        self.weight = k.flip(-1, -2).reshape(-1, 1, kh, kw)
+        self.fft_shape = (good_fft_size(Hp), good_fft_size(Wp))
+        self.transfer = torch.fft.rfft2(k, s=self.fft_shape)
+
+    def method_for(self, planes: int) -> ConvolutionMethod:
+        """The method a call on `planes` H x W planes uses (the fixed one, else the cheaper)."""
+        if self.fixed_method is not None:
+            return self.fixed_method
+        kh, kw = self.kernel.shape[-2:]
+        return choose_method(kh * kw, *self.in_shape[-2:], *self.fft_shape, self.kernel.dtype, planes)
+
+    @property
+    def method(self) -> ConvolutionMethod:
+        """The method for one sample (`method_for` its planes)."""
+        return self.method_for(math.prod(self.in_shape[:-2]))
 
     def _apply(self, x):
         if dispatch.use_cupy(x):
@@ -255,7 +275,7 @@ class Blur(LinearOperator):
         H, W = self.in_shape[-2:]
         kh, kw = self.kernel.shape[-2:]
         xp = self.layout.planes(self.pad._apply(x))
-        if self.method is ConvolutionMethod.DIRECT:
+        if self.method_for(xp.shape[0] * xp.shape[1]) is ConvolutionMethod.DIRECT:
             y = _depthwise(xp, self.weight)
         else:
             full = torch.fft.irfft2(torch.fft.rfft2(xp, s=self.fft_shape) * self.transfer, s=self.fft_shape)
@@ -269,7 +289,7 @@ class Blur(LinearOperator):
         kh, kw = self.kernel.shape[-2:]
         Hp, Wp = self.pad.out_shape[-2:]
         yp = self.layout.planes(y)
-        if self.method is ConvolutionMethod.DIRECT:
+        if self.method_for(yp.shape[0] * yp.shape[1]) is ConvolutionMethod.DIRECT:
             # V^H y = full correlation with k = conv2d of y zero-padded by (kh-1, kw-1) with flip(flip(k))
             xp = _depthwise(yp, self.weight.flip(-1, -2), padding=(kh - 1, kw - 1))
         else:
@@ -280,7 +300,8 @@ class Blur(LinearOperator):
 
     def __repr__(self):
         kh, kw = self.kernel.shape[-2:]
-        return f"Blur({kh}x{kw}, in_shape={self.in_shape}, {self.boundary.value}, {self.method.value})"
+        method = self.fixed_method.value if self.fixed_method is not None else "auto"
+        return f"Blur({kh}x{kw}, in_shape={self.in_shape}, {self.boundary.value}, {method})"
 
 
 class SeparableBlur(LinearOperator):
