@@ -63,16 +63,13 @@ class FanToParallel(LinearOperator):
         self.matrix = _csr(rows, cols, values, shape).to_torch(fan.dtype, fan.device)
         self.matrix_t = _csr(cols, rows, values, shape[::-1]).to_torch(fan.dtype, fan.device)
 
-    def _columns(self, y: torch.Tensor, view_axis: int) -> tuple[torch.Tensor, tuple[int, ...]]:
-        """Views and bins of y (*, C, V, [D,] N) first, flattened into rows; every other axis a column."""
-        moved = y.movedim((view_axis, -1), (0, 1))
-        return moved.reshape(moved.shape[0] * moved.shape[1], -1), tuple(moved.shape[2:])
-
     def _map(self, matrix: torch.Tensor, y: torch.Tensor, shape_out: tuple[int, int]) -> torch.Tensor:
+        """matrix applied to the (views, bins) of y (*, C, V, [D,] N): those axes become the rows of one
+        sparse product, every other axis a column."""
         view_axis = y.ndim - len(self.in_shape) + 1  # (C, V, ...) per sample: views right after channels
-        columns, rest = self._columns(y, view_axis)
-        out = torch.sparse.mm(matrix, columns).reshape(*shape_out, *rest)
-        return out.movedim((0, 1), (view_axis, -1))
+        moved = y.movedim((view_axis, -1), (0, 1))
+        out = torch.sparse.mm(matrix, moved.reshape(moved.shape[0] * moved.shape[1], -1))
+        return out.reshape(*shape_out, *moved.shape[2:]).movedim((0, 1), (view_axis, -1))
 
     def _apply(self, y):
         return self._map(self.matrix, y, (self.parallel.n_views, self.parallel.n_detector))
