@@ -21,11 +21,14 @@ _CELLS = DataSpec(Family.CELLS, 128, 2000, seed=0, normalization=Normalization.S
 # PaDIS comparison: CT-like ellipse phantoms in [0, 1], a small and a larger training set
 _ELLIPSES_SMALL = DataSpec(Family.ELLIPSES, 64, 64, seed=0)
 _ELLIPSES_LARGE = DataSpec(Family.ELLIPSES, 64, 2000, seed=0)
+# ... and a tiny set, trained four times longer: 1500 passes over 16 images, to let a network overfit
+_ELLIPSES_TINY = DataSpec(Family.ELLIPSES, 64, 16, seed=0)
 # Dirac: 64 x 64 cell textures in [0, 1] (textured enough that deblurring and inpainting are not trivial)
 _CELLS_64 = DataSpec(Family.CELLS, 64, 1000, seed=0, dihedral=True)
 
 _PADIS_NET = UNetSpec((24, 48, 48))
 _PADIS_OPT = Optimization(steps=1500, batch_size=4, lr=2e-3)
+_PADIS_TINY_OPT = Optimization(steps=6000, batch_size=4, lr=2e-3)
 _PADIS_SIGMA = (0.005, 10.0)
 _PADIS_PATCH = PatchDenoising(16, *_PADIS_SIGMA, Prediction.EPS, position_frequencies=0)
 _PADIS_WHOLE = Denoising(*_PADIS_SIGMA, Prediction.EPS, Conditioning.NOISE_LEVEL)
@@ -82,6 +85,29 @@ RECIPES: dict[str, Recipe] = {
                 "PaDIS position-encoded 16 x 16 patch denoiser, trained on 2000 ellipse phantoms. "
                 "At this scale (tiny nets, 1500 steps of 4 images) neither set is memorised and the whole-image "
                 "denoiser beats the single-shift patch one (compare the tables of padis-patch-* and whole-ellipses-*)."
+            ),
+        ),
+        Recipe(
+            "padis-patch-tiny",
+            _ELLIPSES_TINY,
+            _PADIS_NET,
+            _PADIS_PATCH,
+            _PADIS_TINY_OPT,
+            description=(
+                "PaDIS position-encoded 16 x 16 patch denoiser, trained for 6000 steps of 4 images on only 16 "
+                "ellipse phantoms: PaDIS's little-data setting, where a whole-image prior should overfit and "
+                "the patch prior, seeing many more distinct patches, should not (compare whole-ellipses-tiny)."
+            ),
+        ),
+        Recipe(
+            "whole-ellipses-tiny",
+            _ELLIPSES_TINY,
+            _PADIS_NET,
+            _PADIS_WHOLE,
+            _PADIS_TINY_OPT,
+            description=(
+                "Whole-image (64 x 64) denoiser trained for 6000 steps of 4 images on only 16 ellipse phantoms: "
+                "PaDIS's baseline in the little-data setting (compare padis-patch-tiny)."
             ),
         ),
         Recipe(
