@@ -5,8 +5,7 @@ noise at SNR 100:1, reconstructed by the PaDIS loop (DPS-style Langevin with a r
 step) with four bundled priors: the position-encoded 16 x 16 patch denoiser and the whole-image
 denoiser, each trained on 64 and on 2000 images (with --priors, the pair trained on 16 images). The
 paper's claims to check: the patch prior beats the whole-image one (20 views: 33.57 vs 32.84 dB), and
-the gap widens with little training data
-(144 images: 32.28 vs 29.12 dB).
+the gap widens with little training data (144 images: 32.28 vs 29.12 dB).
 
 zeta = 0.03: the data step has length about 2 zeta ||A|| (||A|| = 35 here), so DPS's zeta = 1 overshoots
 and the residual floor grows with zeta. Scanned with whole-ellipses-small, 300 steps, on 4 validation
