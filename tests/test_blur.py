@@ -139,3 +139,8 @@ def test_batched_and_single_calls_agree_whatever_path_they_take():
     for i in (0, 17):
         torch.testing.assert_close(batched[i : i + 1], A @ x[i : i + 1], rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(adjoint[i : i + 1], A.H @ x[i : i + 1], rtol=1e-5, atol=1e-5)
+    # converted to float64, both paths work from the float64 kernel: agreement to float64 rounding
+    small = linops.Blur(k[:3, :3] / k[:3, :3].sum(), (1, 64, 64)).to(f64)
+    assert small.method_for(1) is not small.method_for(64)
+    x64 = x.to(f64).repeat(2, 1, 1, 1)
+    torch.testing.assert_close(small @ x64[:1], (small @ x64)[:1], rtol=1e-12, atol=1e-12)

@@ -188,14 +188,18 @@ def test_our_ddrm_uses_the_svd_of_deepinv_inpainting_without_computing_one():
 
 
 def test_deepinv_physics_that_is_no_svd_falls_back_to_a_computed_one():
-    """BlurFFT's mask is complex (a phase per frequency), and the Parseval frame that to_deepinv builds
-    for an incomplete SVD has V^H V != I: neither is taken as structured; the computed SVD is right."""
+    """BlurFFT's mask is complex (a phase per frequency), the Parseval frame that to_deepinv builds for
+    an incomplete SVD has V^H V != I, and a U whose "adjoint" is only a left inverse is no isometry:
+    none is taken as structured; the computed SVD is right."""
     blur = dinv.physics.BlurFFT(img_size=(1, 8, 8), filter=torch.ones(1, 1, 3, 3) / 9)
     ours = to_deepinv(Downsample((1, 8, 8), 2, dtype=torch.float64))
     frame = dinv.physics.DecomposablePhysics(  # deepinv's own class, so only its U, V and mask are seen
         U=ours.U, U_adjoint=ours.U_adjoint, V=ours.V, V_adjoint=ours.V_adjoint, mask=ours.mask
     )
-    for physics in (blur, frame):
+    scaled = dinv.physics.DecomposablePhysics(  # U = 2 I with a left inverse posing as its adjoint
+        U=lambda z: 2 * z, U_adjoint=lambda y: y / 2, V=lambda z: z, V_adjoint=lambda x: x, mask=1.0
+    )
+    for physics in (blur, frame, scaled):
         A = from_deepinv(physics, (1, 8, 8), dtype=torch.float64)
         assert structured_svd(A) is None
         expected = torch.linalg.svdvals(A.to_dense())

@@ -431,6 +431,10 @@ def test_fbp_errors():
     fan = FanBeamRadon((1, 8, 8), angles_deg=half_turn, source_distance=20.0, detector_distance=0.0)
     with pytest.raises(ValueError, match="full turn"):
         fbp(fan, torch.zeros(fan.out_shape))
+    for degrees in ([0.0, 1.0, 2.0], [0.0, 37.5, 75.0, 112.5, 150.0]):  # few views bridging a wide gap
+        few = FanBeamRadon((1, 8, 8), angles_deg=degrees, source_distance=20.0, detector_distance=0.0)
+        with pytest.raises(ValueError, match="no gap over 45 degrees"):
+            FanToParallel(few)
     with pytest.raises(TypeError, match="parallel-beam Radon and the full-turn FanBeamRadon"):
         fbp(Radon.full_range((1, 8, 8), 4) @ Radon.full_range((1, 8, 8), 4).H, torch.zeros(1, 4, 8))
     with pytest.raises(TypeError, match="rebins a FanBeamRadon"):

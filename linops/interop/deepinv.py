@@ -205,9 +205,12 @@ class _PhysicsMap(LinearOperator):
 
 
 def _has_orthonormal_columns(W: LinearOperator, generator: torch.Generator, rtol: float) -> bool:
-    """W^H W z = z on a random z (a map that is not an isometry fails this with probability one)."""
+    """||W z|| = ||z|| and W^H W z = z on a random z: W is an isometry and its given adjoint really is
+    W^H (a map that is not, or a left inverse posing as the adjoint, fails with probability one)."""
     z = torch.randn((1, *W.in_shape), generator=generator, dtype=W.dtype, device="cpu").to(W.device)
-    return float((W.H.apply(W.apply(z)) - z).norm()) <= rtol * float(z.norm())
+    w = W.apply(z)
+    norm = float(z.norm())
+    return abs(float(w.norm()) - norm) <= rtol * norm and float((W.H.apply(w) - z).norm()) <= rtol * norm
 
 
 @svd_rules.register(DeepinvOperator)
@@ -215,7 +218,8 @@ def _decomposable_physics_svd(op: DeepinvOperator, child) -> SVD | None:
     """deepinv's A = U diag(mask) V^H as our structured SVD, when it is one: a real, non-negative
     mask shared by the batch, and U, V with orthonormal columns (checked on a random probe). Otherwise
     (BlurFFT's complex mask, the Parseval frame `to_deepinv` builds for an incomplete SVD) None, and
-    the SVD is computed like any other operator's."""
+    the SVD is computed like any other operator's. Like every SVD it is cached on the operator: wrap
+    the physics again after changing its mask (`physics.update(mask=...)`)."""
     physics = op.physics
     if isinstance(physics, DecomposableOperatorPhysics):
         return physics.svd

@@ -219,8 +219,8 @@ class Blur(LinearOperator):
     `method` is `ConvolutionMethod.DIRECT` (depthwise conv2d; the adjoint is a conv2d of the same
     cost, not a transposed convolution) or `ConvolutionMethod.FFT` (rfft2 on a 5-smooth size); by
     default (None) each call picks the cheaper for its number of planes (`choose_method`), and
-    `method` reports the pick for one sample. Memory: the kernel, and its transfer function of size
-    Lh x (Lw / 2 + 1) complex values.
+    `method` reports the pick for one sample. Memory: the kernel, and once the FFT path has run, its
+    transfer function of size Lh x (Lw / 2 + 1) complex values.
     """
 
     def __init__(
@@ -254,7 +254,14 @@ class Blur(LinearOperator):
         # conv2d correlates; correlating with flip(k) convolves with k
         self.weight = k.flip(-1, -2).reshape(-1, 1, kh, kw)
         self.fft_shape = (good_fft_size(Hp), good_fft_size(Wp))
-        self.transfer = torch.fft.rfft2(k, s=self.fft_shape)
+
+    @property
+    def transfer(self) -> torch.Tensor:
+        """rfft2 of the kernel on the FFT grid, computed on first use in the operator's precision (so
+        that both paths agree to that precision after `.to()`) and cached."""
+        if "transfer" not in self._cache:
+            self._cache["transfer"] = torch.fft.rfft2(self.kernel, s=self.fft_shape)
+        return self._cache["transfer"]
 
     def method_for(self, planes: int) -> ConvolutionMethod:
         """The method a call on `planes` H x W planes uses (the fixed one, else the cheaper)."""

@@ -21,7 +21,9 @@ from .geometry import detector_positions, full_range_angles_deg
 from .joseph import CSR
 from .parallel import Radon
 
-FULL_TURN_GAP_FACTOR = 3.0  # the largest gap between fan views may be this many mean gaps (2 pi / n)
+# the largest gap between fan views may be this many mean gaps (2 pi / n), and never above 45 degrees
+FULL_TURN_GAP_FACTOR = 3.0
+MAX_GAP_RAD = math.pi / 4
 
 
 class FanToParallel(LinearOperator):
@@ -99,10 +101,11 @@ def _rebinning_entries(fan: FanBeamRadon, parallel: Radon) -> tuple[torch.Tensor
     order = torch.argsort(theta)
     ordered = theta[order]
     gaps = torch.cat([ordered.diff(), (ordered[:1] + 2 * math.pi) - ordered[-1:]])
-    if float(gaps.max()) > FULL_TURN_GAP_FACTOR * 2 * math.pi / g.n_views:
+    if float(gaps.max()) > min(FULL_TURN_GAP_FACTOR * 2 * math.pi / g.n_views, MAX_GAP_RAD):
         raise ValueError(
-            f"rebinning {fan!r} needs views over the full turn (360 degrees): its largest gap between views is "
-            f"{math.degrees(float(gaps.max())):.3g} degrees for {g.n_views} views"
+            f"rebinning {fan!r} needs views over the full turn (360 degrees), no gap over 45 degrees or "
+            f"{FULL_TURN_GAP_FACTOR:g} mean gaps: its largest gap is {math.degrees(float(gaps.max())):.3g} degrees "
+            f"for {g.n_views} views"
         )
     # periodic neighbours: extended[i] brackets the query, views[i] is its view index
     extended = torch.cat([ordered[-1:] - 2 * math.pi, ordered, ordered[:1] + 2 * math.pi])
