@@ -111,7 +111,7 @@ def angle_weights(angles_rad) -> torch.Tensor:
     return weights
 
 
-def fbp(radon: Radon, sinogram, window: FilterWindow = FilterWindow.RAM_LAK):
+def fbp(radon: Radon | FanBeamRadon, sinogram, window: FilterWindow = FilterWindow.RAM_LAK):
     """Filtered backprojection fbp(y) = (d / p^2) A^T [dtheta_i q_i] (module docstring) of `sinogram`.
 
     `sinogram` has shape (*batch, *radon.out_shape) (a tensor, or a numpy/CuPy array, returned in kind); the

@@ -94,9 +94,9 @@ class FanToParallel(LinearOperator):
 
 def _csr(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> CSR:
     """Entries (duplicates summed) as CSR with ascending columns in each row."""
-    key = torch.unique(rows * shape[1] + cols, return_inverse=True)
-    summed = torch.zeros(key[0].numel(), dtype=values.dtype).index_add_(0, key[1], values)
-    rows, cols = key[0] // shape[1], key[0] % shape[1]
+    flat, where = torch.unique(rows * shape[1] + cols, return_inverse=True)  # sorted: row-major order
+    summed = torch.zeros(flat.numel(), dtype=values.dtype).index_add_(0, where, values)
+    rows, cols = flat // shape[1], flat % shape[1]
     crow = torch.zeros(shape[0] + 1, dtype=torch.int64)
     crow[1:] = torch.cumsum(torch.bincount(rows, minlength=shape[0]), 0)
     return CSR(crow.int(), cols.int(), summed, shape)
