@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 from ..base import LinearOperator, precision_of
-from .computed import flat_svd
 from .decomposition import SVD
+from .storage import svd_from_tensors, svd_to_tensors
 
 _PROBE_SEED = 20240601
 
@@ -66,16 +66,16 @@ def load(directory: str | os.PathLike, key: str, A: LinearOperator) -> SVD | Non
         return None
     try:
         data = torch.load(path, map_location=A.device, weights_only=True)
-        return flat_svd(A, data["U"], data["s"], data["V"])
+        return svd_from_tensors(A, data)
     except (OSError, RuntimeError, KeyError, ValueError):
         return None
 
 
 def save(directory: str | os.PathLike, key: str, svd: SVD) -> Path:
-    """Write a computed (flat) SVD atomically; returns the file path."""
+    """Write a computed SVD (dense or block factors, storage.py) atomically; returns the file path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    data = {"U": svd.U.matrix.cpu(), "s": svd.s.cpu(), "V": svd.V.matrix.cpu()}
+    data = svd_to_tensors(svd)
     fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
     os.close(fd)
     try:
