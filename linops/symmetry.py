@@ -153,28 +153,60 @@ class SymmetryGroup:
         """chi_c on each generator: (+1 or -1,) * r."""
         return tuple(-1 if (c >> r) & 1 else 1 for r in range(len(self.generators)))
 
+    def orbits(self, side: str) -> Orbits:
+        """The orbits of G on the input (side "in") or output ("out") indices (`Orbits`), cached."""
+        if side not in ("in", "out"):
+            raise ValueError(f"SymmetryGroup: side must be 'in' or 'out', got {side!r}")
+        return self._in_orbits if side == "in" else self._out_orbits
+
+    @cached_property
+    def _in_orbits(self) -> Orbits:
+        return Orbits.of(self.in_perms, self.characters)
+
+    @cached_property
+    def _out_orbits(self) -> Orbits:
+        return Orbits.of(self.out_perms, self.characters)
+
     def adapted_basis(self, c: int, side: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(index, weight), both (k, |G|): the symmetry-adapted orthonormal basis of the chi_c-component of
         the input (side "in") or output ("out"), q_j = sum_g weight[j, g] e_{index[j, g]} (module docstring),
         ordered by orbit representative."""
-        if side not in ("in", "out"):
-            raise ValueError(f"adapted_basis: side must be 'in' or 'out', got {side!r}")
-        perms = self.in_perms if side == "in" else self.out_perms
-        chi = self.characters[c]
-        n = perms.shape[1]
-        representative = perms.min(dim=0).values
-        reps = torch.nonzero(representative == torch.arange(n)).squeeze(1)
-        table = perms[:, reps]  # (|G|, orbits): g(i)
-        stabilises = table == reps[None, :]
-        fixed_by_chi = ~(stabilises & (chi[:, None] < 0)).any(dim=0)  # chi = 1 on the stabiliser
-        orbit_size = self.order / stabilises.sum(dim=0).to(torch.float64)
-        index = table[:, fixed_by_chi].T.contiguous()
-        weight = chi[None, :] * (orbit_size[fixed_by_chi].sqrt() / self.order)[:, None]
+        orbits = self.orbits(side)
+        valid = orbits.valid[c]
+        index = orbits.table[:, valid].T.contiguous()
+        weight = self.characters[c][None, :] * (orbits.root_size[valid] / self.order)[:, None]
         return index, weight
 
     def dimensions(self, c: int) -> tuple[int, int]:
         """(dim of the chi_c-component of the input, of the output)."""
-        return tuple(self.adapted_basis(c, side)[0].shape[0] for side in ("in", "out"))
+        return tuple(int(self.orbits(side).valid[c].sum()) for side in ("in", "out"))
 
 
-__all__ = ["Symmetry", "SymmetryGroup", "commutation_error", "symmetries"]
+@dataclass(frozen=True, eq=False)
+class Orbits:
+    """The orbits of a permutation group on 0..n-1, one column per orbit, ordered by representative:
+
+    table[e, o] = g_e(i_o) for the representative i_o (the orbit's smallest index; row 0 is i_o),
+    root_size[o] = sqrt|O_o| (float64), valid[c, o] = chi_c is 1 on the stabiliser of i_o, i.e. the orbit
+    contributes a basis vector to the chi_c-component (`SymmetryGroup.adapted_basis`)."""
+
+    table: torch.Tensor
+    root_size: torch.Tensor
+    valid: torch.Tensor
+
+    @classmethod
+    def of(cls, perms: torch.Tensor, characters: torch.Tensor) -> Orbits:
+        order, n = perms.shape
+        reps = torch.nonzero(perms.min(dim=0).values == torch.arange(n)).squeeze(1)
+        table = perms[:, reps]
+        stabilises = table == reps[None, :]
+        valid = ~(stabilises[None, :, :] & (characters[:, :, None] < 0)).any(dim=1)
+        root_size = (order / stabilises.sum(dim=0).to(torch.float64)).sqrt()
+        return cls(table, root_size, valid)
+
+    @property
+    def representatives(self) -> torch.Tensor:
+        return self.table[0]
+
+
+__all__ = ["Orbits", "Symmetry", "SymmetryGroup", "commutation_error", "symmetries"]
