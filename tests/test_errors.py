@@ -125,7 +125,8 @@ def test_blur_kernel_must_be_finite_real_and_non_empty(cls):
         cls(k.to(torch.complex64), SHAPE)  # used to drop the imaginary part with a warning
     with pytest.raises(TypeError, match=rf"{name} kernel must be real.*complex128"):
         cls(k, SHAPE, dtype=torch.complex128)
-    with pytest.raises(ValueError, match=rf"{name} kernel must have at least one tap along each axis, got shape \(0, 3\)"):
+    empty = rf"{name} kernel must have at least one tap along each axis, got shape \(0, 3\)"
+    with pytest.raises(ValueError, match=empty):
         cls(torch.ones(0, 3), SHAPE)  # Blur failed on a negative pad width, CircularBlur was silently 0
     with pytest.raises(ValueError, match=r"SeparableBlur kernel must be finite"):
         linops.SeparableBlur(torch.tensor([0.5, float("nan")]), torch.ones(2), SHAPE)
@@ -143,11 +144,12 @@ def test_half_precision_blur_convolves_directly():
         assert half.method is linops.ConvolutionMethod.DIRECT and half.method_for(64) is linops.ConvolutionMethod.DIRECT
         y = half @ x.half()
         assert y.dtype == torch.float16
-        torch.testing.assert_close(y.float(), linops.Blur(k, SHAPE, boundary) @ x, rtol=0, atol=2e-3)
-        torch.testing.assert_close((half.H @ x.half()).float(), linops.Blur(k, SHAPE, boundary).H @ x, rtol=0, atol=2e-3)
-    with pytest.raises(ValueError, match=r"method=ConvolutionMethod.FFT needs a float32 or float64 kernel, got torch.float16"):
+        single = linops.Blur(k, SHAPE, boundary)
+        torch.testing.assert_close(y.float(), single @ x, rtol=0, atol=2e-3)
+        torch.testing.assert_close((half.H @ x.half()).float(), single.H @ x, rtol=0, atol=2e-3)
+    with pytest.raises(ValueError, match=r"ConvolutionMethod.FFT needs a float32 or float64 kernel, got .*float16"):
         linops.Blur(k.half(), SHAPE, method=linops.ConvolutionMethod.FFT)
-    with pytest.raises(TypeError, match=r"CircularBlur kernel dtype torch.float16 is not supported.*dtype=torch.float32"):
+    with pytest.raises(TypeError, match=r"CircularBlur kernel dtype torch.float16 is not supported.*float32"):
         linops.CircularBlur(k.half(), SHAPE)
 
 
@@ -163,15 +165,15 @@ def test_diagonal_weights_must_be_finite():
 def test_scaling_needs_a_finite_scalar_and_division_a_nonzero_one():
     A = blur()
     for c in (float("nan"), float("inf"), -float("inf"), complex(1, float("nan"))):
-        with pytest.raises(ValueError, match=rf"Cannot scale Blur.* by .*: the scalar must be a finite number"):
+        with pytest.raises(ValueError, match=r"Cannot scale Blur.* by .*: the scalar must be a finite number"):
             c * A
         with pytest.raises(ValueError, match=r"the scalar must be a finite number"):
             A * torch.tensor(c)
     for c in (0, 0.0, torch.tensor(0.0), np.float64(0.0)):
-        with pytest.raises(ZeroDivisionError, match=r"Cannot divide Blur.* by zero: the divisor must be a nonzero finite"):
+        with pytest.raises(ZeroDivisionError, match=r"Cannot divide Blur.* by zero: the divisor must be a nonzero"):
             A / c
     for c in (float("inf"), float("nan")):
-        with pytest.raises(ValueError, match=r"Cannot divide Blur.* by (inf|nan): the divisor must be a nonzero finite"):
+        with pytest.raises(ValueError, match=r"Cannot divide Blur.* by (inf|nan): the divisor must be a nonzero"):
             A / c
     x = torch.rand(1, *SHAPE, generator=gen(3))
     torch.testing.assert_close((A / 4) @ x, (A @ x) / 4)
