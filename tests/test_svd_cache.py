@@ -189,6 +189,19 @@ def test_unhashable_parameters_fall_back_to_exact_probe_responses(tmp_path):
     torch.testing.assert_close(svd(scaled(4.0), DenseSVD(), cache_dir=tmp_path).s, torch.full((6,), 4.0, dtype=F64))
 
 
+def test_wrapped_pylops_operator_is_keyed_by_its_exact_responses(tmp_path):
+    pylops = pytest.importorskip("pylops")
+    from linops.interop.pylops import from_pylops
+
+    M = matrix().numpy()
+    A, B = from_pylops(pylops.MatrixMult(M)), from_pylops(pylops.MatrixMult(2 * M))
+    assert svd_cache.unhashable_parts(A) == ["PylopsOperator.pylops_op (MatrixMult)"]
+    assert svd_cache.fingerprint(A, DenseSVD()) == svd_cache.fingerprint(from_pylops(pylops.MatrixMult(M)), DenseSVD())
+    assert svd_cache.fingerprint(A, DenseSVD()) != svd_cache.fingerprint(B, DenseSVD())
+    svd(A, DenseSVD(), cache_dir=tmp_path)
+    assert_factors(B, svd(B, DenseSVD(), cache_dir=tmp_path))
+
+
 # ----------------------------------------------------------------------------------------------
 # round trips (the callers' pattern: A.svd(algorithm, cache_dir=...) in a fresh process)
 
@@ -255,6 +268,7 @@ CORRUPT = {
     "list": lambda path, valid: torch.save([1, 2, 3], path),
     "int": lambda path, valid: torch.save(7, path),
     "dict-of-junk": lambda path, valid: torch.save({"U": 1, "s": "x"}, path),
+    "oversized": lambda path, valid: path.write_bytes(valid + b"\0" * 300_000),  # refused unread
 }
 for _name in ("nan", "negative", "wrong-dtype", "wrong-shape", "perturbed-factor"):
     CORRUPT[_name] = (lambda edit: lambda path, valid: torch.save(edit(torch.load(path, weights_only=True)), path))(
