@@ -148,17 +148,22 @@ def test_key_is_built_from_parameters_without_applying_the_operator(monkeypatch)
 
 
 def test_every_market_operator_has_an_exact_key_that_use_does_not_change():
-    """No market operator needs the probe fallback, and applying one (which fills derived caches,
-    e.g. a Radon's sparse matrices) leaves its key unchanged."""
+    """No market operator needs the probe fallback, a rebuilt one has the same key, and applying one
+    (which fills derived caches, e.g. a Radon's sparse matrices) leaves its key unchanged (checked on
+    the first entry of each type, to stay fast)."""
+    applied = set()
     for entry in entries():
         op = make(entry.name)
         assert svd_cache.unhashable_parts(op) == [], entry.name
         before = svd_cache.fingerprint(op, DenseSVD())
+        assert svd_cache.fingerprint(make(entry.name), DenseSVD()) == before, entry.name
+        if type(op) in applied:
+            continue
+        applied.add(type(op))
         x = torch.randn(2, *op.in_shape, generator=gen(5), dtype=F64).to(op.dtype)
         y = torch.randn(2, *op.out_shape, generator=gen(6), dtype=F64).to(op.dtype)
         op.apply(x), op.H.apply(y)
         assert svd_cache.fingerprint(op, DenseSVD()) == before, entry.name
-        assert svd_cache.fingerprint(make(entry.name), DenseSVD()) == before, entry.name
 
 
 class Function(LinearOperator):
