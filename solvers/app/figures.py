@@ -48,26 +48,57 @@ def comparison_figure(x_true: torch.Tensor, rows, path, *, measurement: torch.Te
     return path
 
 
-def volume_preview(volume: np.ndarray, path, *, title=""):
-    """Three orthogonal central sections of a (D, H, W) volume, or the image itself for D = 1."""
-    volume = np.asarray(volume)
-    d, h, w = volume.shape
-    sections = [volume[d // 2]] if d == 1 else [volume[d // 2], volume[:, h // 2, :], volume[:, :, w // 2]]
-    names = ["slice"] if d == 1 else ["central slice (H x W)", "D x W", "D x H"]
-    lo, hi = np.percentile(volume, [0.5, 99.5])
-    fig, axes = plt.subplots(1, len(sections), figsize=(4 * len(sections), 4), squeeze=False)
-    for ax, section, name in zip(axes[0], sections, names):
-        ax.imshow(section, cmap="gray", vmin=lo, vmax=hi, aspect="auto")
-        ax.set_title(name, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if title:
-        fig.suptitle(title, fontsize=10)
+def volume_preview(volume, path, *, title="", voxel_size: float | None = None):
+    """`preview_figure` written to path (PNG) through a temporary file and a rename."""
+    from .io import atomic_write
+
+    fig = preview_figure(volume, title=title, voxel_size=voxel_size)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png"))
     plt.close(fig)
     return path
+
+
+def preview_figure(volume, *, title="", voxel_size: float | None = None):
+    """Three orthogonal central sections of a (D, H, W) volume (rows, thickness, cols), or the image
+    itself for D = 1: each at its true aspect ratio (square voxels), with its axes labelled (pixels, or
+    angstrom when `voxel_size` is given) and one shared grey scale shown by a colour bar. Only the
+    three sections are read (the volume may be a memory map)."""
+    d, h, w = volume.shape
+    unit = "A" if voxel_size else "px"
+    scale = voxel_size or 1.0
+    # (section, name, horizontal axis, vertical axis, (width, height) in pixels)
+    if d == 1:
+        panels = [(np.asarray(volume[0]), "slice", "cols (x)", "thickness (z)", (w, h))]
+    else:
+        panels = [
+            (np.asarray(volume[d // 2]), f"slice {d // 2} (thickness x cols)", "cols (x)", "thickness (z)", (w, h)),
+            (np.asarray(volume[:, h // 2, :]), f"section at thickness {h // 2} (rows x cols)", "cols (x)",
+             "rows, along the tilt axis (y)", (w, d)),
+            (np.asarray(volume[:, :, w // 2]), f"section at col {w // 2} (rows x thickness)", "thickness (z)",
+             "rows, along the tilt axis (y)", (h, d)),
+        ]
+    values = np.concatenate([p[0].ravel() for p in panels])
+    lo, hi = np.percentile(values, [0.5, 99.5])
+    widths = [p[4][0] for p in panels]
+    heights = [p[4][1] for p in panels]
+    tallest = max(heights)
+    fig_w = min(4 + 3.5 * len(panels), 3.2 * sum(widths) / tallest + 2)
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(fig_w, 4.5), 4.2), squeeze=False,
+                             gridspec_kw={"width_ratios": [wd / ht for wd, ht in zip(widths, heights)]})
+    image = None
+    for ax, (section, name, xlabel, ylabel, (pw, ph)) in zip(axes[0], panels):
+        image = ax.imshow(section, cmap="gray", vmin=lo, vmax=hi, aspect="equal", interpolation="nearest",
+                          extent=(0, pw * scale, ph * scale, 0))
+        ax.set_title(name, fontsize=8)
+        ax.set_xlabel(f"{xlabel} [{unit}]", fontsize=7)
+        ax.set_ylabel(f"{ylabel} [{unit}]", fontsize=7)
+        ax.tick_params(labelsize=6)
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="value (input units)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
 
 
 def curve_figure(xs, curves: dict, path, *, xlabel: str, ylabel: str, title: str = "", log_x: bool = False):
