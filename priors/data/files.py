@@ -119,12 +119,31 @@ def _tiff_voxel_size(path: Path) -> float | None:
         return denominator / numerator * _ANGSTROM_PER[unit] if numerator > 0 else None
 
 
+def release(array) -> None:
+    """Drop the pages of a memory-mapped array from this process's resident set (the file keeps the data;
+    a later read maps them again). Reading or writing a large file through a memory map otherwise
+    leaves every touched page resident, and the peak memory grows with the file. A no-op for arrays in
+    memory and where madvise is unavailable."""
+    import mmap
+
+    handle = getattr(array, "_mmap", None)
+    if handle is None or not hasattr(mmap, "MADV_DONTNEED") or getattr(handle, "closed", True):
+        return
+    try:
+        handle.madvise(mmap.MADV_DONTNEED)
+    except (OSError, ValueError):
+        pass
+
+
 def check_finite(data, path, chunk_axis: int = 0) -> None:
     """FileFormatError when data holds NaN or Inf; reads one index of `chunk_axis` at a time."""
     for i in range(data.shape[chunk_axis] if data.ndim else 1):
         part = np.asarray(data[(slice(None),) * chunk_axis + (i,)] if data.ndim else data)
         if part.dtype.kind == "f" and not np.isfinite(part).all():
             raise FileFormatError(f"{path} contains NaN or Inf values")
+        if i % 16 == 15:
+            release(data)
+    release(data)
 
 
 def read_array(path) -> np.ndarray:

@@ -66,6 +66,7 @@ def preview_figure(volume, *, title="", voxel_size: float | None = None):
     angstrom when `voxel_size` is given) and one shared grey scale shown by a colour bar. Only the
     three sections are read (the volume may be a memory map)."""
     d, h, w = volume.shape
+    middle_row, middle_col = _sections(volume)
     unit = "A" if voxel_size else "px"
     scale = voxel_size or 1.0
     # (section, name, horizontal axis, vertical axis, (width, height) in pixels)
@@ -74,9 +75,9 @@ def preview_figure(volume, *, title="", voxel_size: float | None = None):
     else:
         panels = [
             (np.asarray(volume[d // 2]), f"slice {d // 2} (thickness x cols)", "cols (x)", "thickness (z)", (w, h)),
-            (np.asarray(volume[:, h // 2, :]), f"section at thickness {h // 2} (rows x cols)", "cols (x)",
+            (middle_row, f"section at thickness {h // 2} (rows x cols)", "cols (x)",
              "rows, along the tilt axis (y)", (w, d)),
-            (np.asarray(volume[:, :, w // 2]), f"section at col {w // 2} (rows x thickness)", "thickness (z)",
+            (middle_col, f"section at col {w // 2} (rows x thickness)", "thickness (z)",
              "rows, along the tilt axis (y)", (h, d)),
         ]
     values = np.concatenate([p[0].ravel() for p in panels])
@@ -99,6 +100,20 @@ def preview_figure(volume, *, title="", voxel_size: float | None = None):
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+def _sections(volume, chunk: int = 16):
+    """The central (rows x cols) and (rows x thickness) sections of a (D, H, W) volume, read `chunk` slices
+    at a time with the memory map's pages released after each (so a large file is never all resident)."""
+    from priors.data.files import release
+
+    d, h, w = volume.shape
+    by_row, by_col = np.empty((d, w), dtype=np.float32), np.empty((d, h), dtype=np.float32)
+    for start in range(0, d, chunk):
+        block = np.asarray(volume[start : start + chunk], dtype=np.float32)
+        by_row[start : start + chunk], by_col[start : start + chunk] = block[:, h // 2, :], block[:, :, w // 2]
+        release(volume)
+    return by_row, by_col
 
 
 def curve_figure(xs, curves: dict, path, *, xlabel: str, ylabel: str, title: str = "", log_x: bool = False):

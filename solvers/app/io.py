@@ -31,6 +31,7 @@ from priors.data.files import (
     existing_file,
     open_array,
     read_array,
+    release,
 )
 
 __all__ = [
@@ -68,8 +69,11 @@ class TiltSeries:
         return tuple(self.data.shape)
 
     def sinograms(self, rows) -> np.ndarray:
-        """The sinograms of the given rows (slices), (len(rows), n_views, cols) float32: only they are read."""
-        return np.ascontiguousarray(np.asarray(self.data[:, list(rows), :], dtype=np.float32).transpose(1, 0, 2))
+        """The sinograms of the given rows (slices), (len(rows), n_views, cols) float32: only they are read
+        (and their pages released again, so that reading every slice does not keep the file resident)."""
+        out = np.ascontiguousarray(np.asarray(self.data[:, list(rows), :], dtype=np.float32).transpose(1, 0, 2))
+        release(self.data)
+        return out
 
 
 def open_tilt_series(path, *, check: bool = True) -> TiltSeries:
@@ -236,10 +240,12 @@ class _Mapped:
         self.array, self.handle = array, handle
 
     def flush(self) -> None:
+        """Write the dirty pages to the file, then drop them from memory (see `release`)."""
         if self.handle is not None:
             self.handle.flush()
         else:
             self.array.flush()
+        release(self.array)
 
     def close(self) -> None:
         self.flush()

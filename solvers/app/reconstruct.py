@@ -172,7 +172,7 @@ def run_slices(series, setup: SliceSetup, prior, writer, *, batch_size: int, exe
     remaining = writer.remaining
     chunks = [remaining[i : i + batch_size] for i in range(0, len(remaining), batch_size)]
     bar = tqdm(total=len(remaining), desc="slices", unit="slice", disable=not progress)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
 
     def on_done(rows, slices):
         writer.write(rows, slices)
@@ -182,9 +182,11 @@ def run_slices(series, setup: SliceSetup, prior, writer, *, batch_size: int, exe
         executor.run(setup, prior, chunks, series.sinograms, on_done)
     finally:
         bar.close()
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     if remaining:
-        log(f"{len(remaining)} slices in {elapsed:.1f} s ({elapsed / len(remaining):.2g} s per slice)")
+        n = len(remaining)
+        log(f"{n} slices in {elapsed:.1f} s ({elapsed / n:.3g} s per slice; CPU time in this process "
+            f"{cpu / n:.3g} s per slice)")
 
 
 def reconstruct_tilt_series(

@@ -464,6 +464,24 @@ def test_dask_local_cluster_gives_the_serial_volume_bit_for_bit(series_files, tm
     np.testing.assert_array_equal(np.load(tmp_path / "serial.npy"), np.load(tmp_path / "dask.npy"))
 
 
+@pytest.mark.slow
+def test_dask_existing_scheduler_gives_the_serial_volume(series_files, tmp_path, capsys):
+    """--scheduler ADDRESS: an existing cluster (here a LocalCluster of 2 processes on loopback)."""
+    import logging
+
+    distributed = pytest.importorskip("distributed")
+    folder, _ = series_files
+    args = ["--solver", "dps", "--steps", "15", "--no-preview", "--batch-size", "1"]
+    assert run(base(folder, tmp_path / "serial.npy", *args), capsys)[0] == 0
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+        code, err = run(base(folder, tmp_path / "dask.npy", *args, "--scheduler", cluster.scheduler_address), capsys)
+    assert code == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "serial.npy"), np.load(tmp_path / "dask.npy"))
+    code, err = run(base(folder, tmp_path / "none.npy", *args, "--scheduler", "tcp://127.0.0.1:9"), capsys)
+    assert code == 2 and "--scheduler tcp://127.0.0.1:9: cannot connect" in err
+
+
 def test_missing_dask_says_how_to_install(series_files, tmp_path, capsys, monkeypatch):
     import sys
 
