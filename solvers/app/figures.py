@@ -74,20 +74,16 @@ def preview_figure(volume, *, title="", voxel_size: float | None = None):
         panels = [(np.asarray(volume[0]), "slice", "cols (x)", "thickness (z)", (w, h))]
     else:
         panels = [
-            (np.asarray(volume[d // 2]), f"slice {d // 2} (thickness x cols)", "cols (x)", "thickness (z)", (w, h)),
-            (middle_row, f"section at thickness {h // 2} (rows x cols)", "cols (x)",
-             "rows, along the tilt axis (y)", (w, d)),
-            (middle_col, f"section at col {w // 2} (rows x thickness)", "thickness (z)",
-             "rows, along the tilt axis (y)", (h, d)),
+            (np.asarray(volume[d // 2]), f"slice {d // 2}", "cols (x)", "thickness (z)", (w, h)),
+            (middle_row, f"at thickness {h // 2}", "cols (x)", "rows: tilt axis (y)", (w, d)),
+            (middle_col, f"at col {w // 2}", "thickness (z)", "rows: tilt axis (y)", (h, d)),
         ]
     values = np.concatenate([p[0].ravel() for p in panels])
     lo, hi = np.percentile(values, [0.5, 99.5])
-    widths = [p[4][0] for p in panels]
-    heights = [p[4][1] for p in panels]
-    tallest = max(heights)
-    fig_w = min(4 + 3.5 * len(panels), 3.2 * sum(widths) / tallest + 2)
-    fig, axes = plt.subplots(1, len(panels), figsize=(max(fig_w, 4.5), 4.2), squeeze=False,
-                             gridspec_kw={"width_ratios": [wd / ht for wd, ht in zip(widths, heights)]})
+    ratios = [pw / ph for *_, (pw, ph) in panels]
+    height = min(4.0, 12.0 / sum(ratios))  # every panel this tall (inches), at most 12 inches of panels wide
+    fig, axes = plt.subplots(1, len(panels), figsize=(height * sum(ratios) + 1.5 + 0.6 * len(panels), height + 1.3),
+                             squeeze=False, layout="constrained", gridspec_kw={"width_ratios": ratios})
     image = None
     for ax, (section, name, xlabel, ylabel, (pw, ph)) in zip(axes[0], panels):
         image = ax.imshow(section, cmap="gray", vmin=lo, vmax=hi, aspect="equal", interpolation="nearest",

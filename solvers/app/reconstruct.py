@@ -90,8 +90,9 @@ class Normalisation:
     @classmethod
     def from_fbp(cls, sinograms: np.ndarray, A) -> Normalisation:
         """m0, s0 of the FBP of the given sinograms (k, n_views, cols)."""
+        y = torch.from_numpy(np.ascontiguousarray(sinograms, dtype=np.float32))[:, None].to(A.device)
         with torch.no_grad():
-            x = linops.fbp(A, torch.from_numpy(np.ascontiguousarray(sinograms, dtype=np.float32))[:, None])
+            x = linops.fbp(A, y)
         scale = float(x.double().std()) if x.numel() > 1 else 0.0
         return cls(float(x.double().mean()), scale if scale > 0 else 1.0)
 

@@ -72,9 +72,12 @@ def available_memory() -> int | None:
 
 
 def _timed(fn, repeats: int = 1) -> float:
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    sync()
     start = time.perf_counter()
     for _ in range(repeats):
         fn()
+    sync()
     return (time.perf_counter() - start) / repeats
 
 
@@ -87,11 +90,11 @@ def estimate_cost(A, algorithm) -> SVDCost:
             A64 = A.to(torch.float64)
             gram = A64.H @ A64 if m >= n else A64 @ A64.H
             b = min(algorithm.batch_size, k)
-            block = torch.zeros((b, *gram.in_shape), dtype=torch.float64)
+            block = torch.zeros((b, *gram.in_shape), dtype=torch.float64, device=A.device)
             gram.apply(block)  # build the operator's matrices once
             columns = _timed(lambda: gram.apply(block)) * k / b
             probe = min(k, 512)
-            sym = torch.randn(probe, probe, dtype=torch.float64)
+            sym = torch.randn(probe, probe, dtype=torch.float64, device=A.device)
             sym = sym + sym.T
             eigh = _timed(lambda: torch.linalg.eigh(sym)) * (k / probe) ** 3
             seconds = columns * 1.5 + eigh
@@ -100,8 +103,8 @@ def estimate_cost(A, algorithm) -> SVDCost:
         else:
             r = algorithm.rank + algorithm.oversample
             b = min(r, 64)
-            x = torch.zeros((b, *A.in_shape), dtype=A.dtype)
-            y = torch.zeros((b, *A.out_shape), dtype=A.dtype)
+            x = torch.zeros((b, *A.in_shape), dtype=A.dtype, device=A.device)
+            y = torch.zeros((b, *A.out_shape), dtype=A.dtype, device=A.device)
             A.apply(x)
             per_vector = (_timed(lambda: A.apply(x)) + _timed(lambda: A.H.apply(y))) / (2 * b)
             seconds = per_vector * r * (2 * algorithm.power_iters + 2) + 4e-9 * (m + n) * r * r
