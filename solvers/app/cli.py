@@ -22,11 +22,13 @@ conventions (those of scikit-image's radon and ASTRA's 2-D parallel-beam geometr
   volume        (rows, thickness, cols): slice r is reconstructed from row r of every view. In a slice
                 (thickness x cols, row 0 at the top), x = col points right and y points up; the beam at
                 0 degrees runs down the columns, so detector column k sees slice column k.
-  angles        degrees, counter-clockwise from +x: a tilt of +theta projects along the direction at
-                -90 + theta degrees, i.e. skimage.transform.radon(slice, theta=angles).T is the
-                sinogram (views x detector) of a slice (for odd sizes; scikit-image rotates about pixel
-                N // 2). Angles within +-3.2 that span more than 0.5 look like radians and are refused
-                unless --radians (convert) or --degrees (keep) is given.
+  angles        degrees, counter-clockwise from +x: at tilt theta, the point (x, y) of a slice lands on
+                the detector at s = x cos(theta) + y sin(theta), the rays running along 90 + theta
+                degrees. So skimage.transform.radon(slice, theta=angles).T is the sinogram (views x
+                detector) of a slice (for odd sizes; scikit-image rotates about pixel N // 2), and ASTRA's
+                create_proj_geom('parallel', 1.0, cols, numpy.radians(angles)) with a (thickness, cols)
+                volume geometry gives the same projections. Angles within +-3.2 that span more than 0.5
+                look like radians and are refused unless --radians (convert) or --degrees (keep) is given.
   detector      column k of a view sits at s = k - (cols - 1) / 2 pixels from the tilt axis, which runs
                 through the centre of the detector; voxels are the size of a detector pixel.
   units         the volume is in the input's units (line integrals per pixel); the noise level --noise
@@ -40,7 +42,13 @@ nothing lost, nothing overwritten:
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+    """Shows each option's default, except where there is none to show (flags, and options whose help
+    says what their default depends on)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _int_at_least(low: int):
