@@ -52,29 +52,30 @@ SOLVERS = {
     c.name: c
     for c in (
         SolverChoice("ddgm", "DDGM: K gradient steps on the data, then one denoising step, per noise level",
-                     50, "noise levels N (K: --gradient-steps)", 3.9, "ddgm-cells",
+                     50, "noise levels N (K: --gradient-steps)", 7.5, "ddgm-cells",
                      "no (normalised data steps)"),
         SolverChoice("ddrm", "DDRM in the SVD of the slice operator (the SVD is cached on disk)", 10,
-                     "noise levels", 0.6, "cells-conditional", "sigma_y"),
+                     "noise levels", 2.0, "cells-conditional", "sigma_y"),
         SolverChoice("dps", "DPS* (DDGM's rescaled DPS): one backpropagation through the prior per step", 100,
-                     "noise levels", 8.6, "cells-conditional", "no (normalised data step)"),
-        SolverChoice("padis", "PaDIS: Langevin steps with a patch prior (fresh grid shift per step)", 200,
-                     "noise levels", 9.1, "padis-patch-large", "no (normalised data step)"),
+                     "noise levels", 11.3, "cells-conditional", "no (normalised data step)"),
+        SolverChoice("padis", "PaDIS: Langevin steps with a patch prior (fresh grid shift per step)", 100,
+                     "noise levels", 10.7, "padis-patch-large", "no (normalised data step)"),
         SolverChoice("tv", "total variation: min 1/2 ||Ax - y||^2 + lambda TV(x) by PDHG", 200, "PDHG iterations",
-                     0.6, noise="lambda = strength x sigma^2"),
+                     1.6, noise="lambda = strength x sigma^2"),
         SolverChoice("cgls", "CGLS stopped by the discrepancy principle", 50, "most iterations", 0.05,
                      noise="stops at ||Ax - y|| <= sqrt(m) sigma"),
         SolverChoice("lsqr", "LSQR stopped by the discrepancy principle", 50, "most iterations", 0.05,
                      noise="stops at ||Ax - y|| <= sqrt(m) sigma"),
         SolverChoice("algebraic", "gradient descent from 0 (DDGM's baseline; the step count regularises)", 100,
-                     "iterations", 0.2),
-        SolverChoice("fbp", "filtered backprojection (Ram-Lak)", None, "-", 0.005),
+                     "iterations", 0.55),
+        SolverChoice("fbp", "filtered backprojection (Ram-Lak)", None, "-", 0.009),
     )
 }
 
-#: the measurement conditions of SolverChoice.seconds_per_slice
-TIMING_NOTE = ("seconds per 128 x 128 slice, 61 views over +-60 degrees, default settings, 1 thread of a 2-core "
-               "x86 CPU (AMD EPYC); time grows with pixels x steps")
+#: the measurement conditions of SolverChoice.seconds_per_slice (benchmarks/results/reconstruct.json: the
+#: CPU time per slice of the solve, one thread, measured while the machine was shared; DDRM without its SVD)
+TIMING_NOTE = ("CPU seconds per 128 x 128 slice, 61 views over +-60 degrees, default settings, 1 thread of a "
+               "2-core x86 CPU (AMD EPYC); time grows with pixels x steps; ddrm: plus its SVD once")
 
 
 def solver_table() -> str:
