@@ -33,7 +33,7 @@ from priors.zoo.fits import fit_of, fit_of_recipe
 class SolverChoice:
     """One `--solver`: a summary, whether it needs a prior (and the default one), its default step
     count, and the measured seconds per 128 x 128 slice (61 views, one thread; see
-    benchmarks/reconstruct_times.py)."""
+    benchmarks/test_reconstruct.py)."""
 
     name: str
     summary: str
