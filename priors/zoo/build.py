@@ -374,7 +374,7 @@ def measure_quality(r: Recipe, prior, count: int = QUALITY_IMAGES) -> dict:
     against that of A_tau y_t."""
     clean, _ = training_images(r, Split.TEST, count)
     g = torch.Generator().manual_seed(QUALITY_SEED)
-    out = {"images": count, "split": "test", "image_size": clean.shape[-1]}
+    out = {"images": clean.shape[0], "split": "test", "image_size": clean.shape[-1]}
     if isinstance(r.objective, IncrementalReconstruction):
         rows = []
         for t in QUALITY_SEVERITIES:
@@ -466,7 +466,8 @@ def model_card(meta: dict) -> str:
         "",
         "```python",
         "import priors",
-        f'prior = priors.load("{r.name}")   # {type_name(obj)}',
+        (f'prior = priors.load("{r.name}")   # {type_name(obj)}' if not isinstance(d, FileData) else
+         f'prior = priors.zoo.load_file("{r.name}.safetensors")   # {type_name(obj)}'),
         "```",
         "",
         "## Data",
@@ -481,7 +482,10 @@ def model_card(meta: dict) -> str:
         f"- Convention: `{conv}`; " + _range_note(obj),
         "",
         "## Training",
-        f"- Command: `{tr['command']}` (recipe `{r.name}` in `priors/zoo/catalog.py`).",
+        f"- Command: `{tr['command']}` "
+        + (f"(recipe `{r.name}` in `priors/zoo/catalog.py`)." if not isinstance(d, FileData)
+           else f"(its recipe is recorded in `{r.name}.json`; `python -m solvers reconstruct ... --prior "
+                f"{r.name}.safetensors` uses it)."),
         f"- Adam, lr {opt.lr:g} (warm-up {opt.warmup} steps, cosine decay to {opt.final_lr_fraction:g} lr), "
         f"batch {opt.batch_size}, gradient clip {opt.grad_clip}, seed {opt.seed}.",
         f"- Steps: {tr['steps']}"
