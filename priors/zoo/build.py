@@ -30,6 +30,7 @@ from ..training import check_state, read_state, smoothed, train
 from .catalog import RECIPES
 from .recipes import (
     Denoising,
+    FileData,
     IncrementalReconstruction,
     Normalization,
     PatchDenoising,
@@ -146,11 +147,13 @@ def train_recipe(
     resume: bool = False,
     progress: bool = True,
     command: str | None = None,
+    recipe_value: Recipe | None = None,
 ) -> Path:
     """Train recipe `name` from scratch (or `resume` its checkpoint in `out`) and write its bundle into
     `out`. `steps` overrides the recipe's step count (the recipe itself is recorded unchanged).
+    `recipe_value` trains that recipe (e.g. on the user's own images) in place of the catalog's `name`.
     Returns the path of the metadata JSON."""
-    r = recipe(name)
+    r = recipe(name) if recipe_value is None else recipe_value
     paths = BundlePaths(Path(out), name)
     paths.directory.mkdir(parents=True, exist_ok=True)
     total = r.optimization.steps if steps is None else int(steps)
@@ -202,7 +205,7 @@ def train_recipe(
         "loss_curve": _decimate(history),
     }
     save_bundle(paths, r, model, convention, training)
-    prior = load(name, directory=paths.directory)
+    prior = load_file(paths.weights)
     quality = measure_quality(r, prior)
     meta = json.loads(paths.metadata.read_text())
     meta["quality"] = quality
@@ -303,6 +306,24 @@ def load(name: str, *, directory: str | os.PathLike | None = None, device: torch
             f"the weights of {name!r} in {paths.directory} were trained with a different recipe than the one "
             f"registered in priors.zoo; retrain them with `python -m priors train {name}`"
         )
+    return _load_bundle(r, paths, meta, device)
+
+
+def load_file(weights, *, device: torch.device | str = "cpu"):
+    """The prior of a bundle given by its weights file NAME.safetensors (beside NAME.json), built from the
+    recipe recorded in NAME.json: what `python -m priors train NAME --images PATH` writes, or a copy of
+    a bundled prior (whose recipe must then match the catalog's)."""
+    weights = Path(weights)
+    paths = BundlePaths(weights.parent, weights.stem)
+    meta = read_bundle_metadata(paths.name, paths.directory)
+    r = Recipe.from_json(meta.get("recipe"), source=str(paths.metadata))
+    if r.name in RECIPES and r.name == paths.name and not isinstance(r.data, FileData):
+        return load(paths.name, directory=paths.directory, device=device)
+    return _load_bundle(r, paths, meta, device)
+
+
+def _load_bundle(r: Recipe, paths: BundlePaths, meta: dict, device):
+    name = paths.name
     if not paths.weights.is_file():
         raise FileNotFoundError(
             f"no weights for prior {name!r} at {paths.weights}; rebuild them with `python -m priors train {name}`"
@@ -353,7 +374,7 @@ def measure_quality(r: Recipe, prior, count: int = QUALITY_IMAGES) -> dict:
     against that of A_tau y_t."""
     clean, _ = training_images(r, Split.TEST, count)
     g = torch.Generator().manual_seed(QUALITY_SEED)
-    out = {"images": count, "split": "test", "image_size": clean.shape[-1]}
+    out = {"images": clean.shape[0], "split": "test", "image_size": clean.shape[-1]}
     if isinstance(r.objective, IncrementalReconstruction):
         rows = []
         for t in QUALITY_SEVERITIES:
@@ -438,8 +459,6 @@ def model_card(meta: dict) -> str:
     d, net, obj, opt = r.data, r.network, r.objective, r.optimization
     tr, q = meta["training"], meta.get("quality", {})
     conv = meta["convention"]["name"]
-    crop = f", random {d.crop} x {d.crop} crops" if d.crop else ""
-    aug = ", random flips and quarter turns" if d.dihedral else ""
     lines = [
         f"# {r.name}",
         "",
@@ -447,12 +466,12 @@ def model_card(meta: dict) -> str:
         "",
         "```python",
         "import priors",
-        f'prior = priors.load("{r.name}")   # {type_name(obj)}',
+        (f'prior = priors.load("{r.name}")   # {type_name(obj)}' if not isinstance(d, FileData) else
+         f'prior = priors.zoo.load_file("{r.name}.safetensors")   # {type_name(obj)}'),
         "```",
         "",
         "## Data",
-        f"- `ProceduralImages(Family.{d.family.name}, size={d.size}, count={d.count}, seed={d.seed}, "
-        f"split=Split.TRAIN)`{crop}{aug}.",
+        f"- {d.describe()}",
         f"- Normalisation: {_DATA_NOTES[d.normalization].format(conv=conv)}",
         "",
         "## Model",
@@ -463,7 +482,10 @@ def model_card(meta: dict) -> str:
         f"- Convention: `{conv}`; " + _range_note(obj),
         "",
         "## Training",
-        f"- Command: `{tr['command']}` (recipe `{r.name}` in `priors/zoo/catalog.py`).",
+        f"- Command: `{tr['command']}` "
+        + (f"(recipe `{r.name}` in `priors/zoo/catalog.py`)." if not isinstance(d, FileData)
+           else f"(its recipe is recorded in `{r.name}.json`; `python -m solvers reconstruct ... --prior "
+                f"{r.name}.safetensors` uses it)."),
         f"- Adam, lr {opt.lr:g} (warm-up {opt.warmup} steps, cosine decay to {opt.final_lr_fraction:g} lr), "
         f"batch {opt.batch_size}, gradient clip {opt.grad_clip}, seed {opt.seed}.",
         f"- Steps: {tr['steps']}"
