@@ -115,8 +115,9 @@ class DDRM:
                 + (sigma_next**2 - eta_b**2 * noise_of_y_bar**2).clamp(min=0).sqrt() * z
             )
             x_bar = torch.where(~observed, unobserved, torch.where(s * sigma_next < sigma_y, weak, strong))
-            x = V @ x_bar
-            if not svd.complete:
-                x = x + P @ (x0 + keep * (x - x0) / sigma + eta * sigma_next * gaussian_like(x0, generator))
+            if svd.complete:
+                x = V @ x_bar
+            else:  # the s_i = 0 rule through P, from this step's x (not from V x_bar, which has no P part)
+                x = V @ x_bar + P @ (x0 + keep * (x - x0) / sigma + eta * sigma_next * gaussian_like(x0, generator))
             track.step(n, sigma, x, estimate=x0)
         return track.result(x)
