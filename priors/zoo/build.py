@@ -12,7 +12,6 @@ A bundle is four files named after the recipe, in one directory (`priors/bundled
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import math
 import os
@@ -26,7 +25,16 @@ from torch import nn
 
 from ..data import Split, standardize
 from ..protocol import UNIT, Convention, standardized
-from ..training import check_state, read_state, smoothed, train
+from ..training import (
+    check_state,
+    convention_from_json,
+    file_sha256,
+    read_shapes,
+    read_state,
+    sha256_from_json,
+    smoothed,
+    train,
+)
 from .catalog import RECIPES
 from .recipes import (
     Denoising,
@@ -253,16 +261,12 @@ def save_bundle(paths: BundlePaths, r: Recipe, model: nn.Module, convention: Con
         "weights": {
             "file": paths.weights.name,
             "dtype": str(WEIGHTS_DTYPE).removeprefix("torch."),
-            "sha256": _sha256(paths.weights),
+            "sha256": file_sha256(paths.weights),
             "bytes": paths.weights.stat().st_size,
         },
         "training": training,
     }
     _write_json(paths.metadata, meta)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -290,35 +294,44 @@ def load(name: str, *, directory: str | os.PathLike | None = None, device: torch
     with its convention and sigma range, in eval mode, parameters frozen (gradients still flow to x).
 
     Reads `directory`/NAME.safetensors and NAME.json (default: the weights bundled with the package;
-    no network access). Raises ValueError for an unknown name (listing the available ones), a weights
+    no network access). Every field is checked before anything is built: the recipe must be the
+    registered one, the convention valid, and the weights' SHA-256 (mandatory) must match the file;
+    the file's keys and shapes are compared with the network's on the meta device. Raises ValueError
+    for an unknown name (listing the available ones), a missing or invalid field (named), a weights
     file that is corrupt or does not match its recorded checksum or recipe, FileNotFoundError for a
     missing file.
     """
     r = recipe(name)
     paths = BundlePaths(Path(directory) if directory is not None else bundled_directory(), name)
+    source = str(paths.metadata)
     meta = read_bundle_metadata(name, paths.directory)
-    trained = Recipe.from_json(meta.get("recipe"), source=str(paths.metadata))
+    trained = Recipe.from_json(meta.get("recipe"), source=source)
     if trained != r:
         raise ValueError(
             f"the weights of {name!r} in {paths.directory} were trained with a different recipe than the one "
             f"registered in priors.zoo; retrain them with `python -m priors train {name}`"
         )
+    convention = convention_from_json(meta.get("convention"), source, present="convention" in meta)
+    weights = meta.get("weights")
+    if not isinstance(weights, dict):
+        raise ValueError(f"{source} has invalid or missing fields: 'weights' must be a JSON object with the file's "
+                         f"sha256; got {json.dumps(weights)[:80]}")
+    expected = sha256_from_json(weights.get("sha256"), source, "weights.sha256")
     if not paths.weights.is_file():
         raise FileNotFoundError(
             f"no weights for prior {name!r} at {paths.weights}; rebuild them with `python -m priors train {name}`"
         )
-    expected = meta.get("weights", {}).get("sha256")
-    if expected is not None and _sha256(paths.weights) != expected:
+    if file_sha256(paths.weights) != expected:
         raise ValueError(
             f"the weights file {paths.weights} is corrupt: its SHA-256 differs from the one recorded in "
             f"{paths.metadata.name}; reinstall the package or retrain with `python -m priors train {name}`"
         )
+    with torch.device("meta"):
+        shell = r.build_network()
+    check_state(read_shapes(paths.weights), shell, source=f"the weights in {paths.weights}")
     state = read_state(paths.weights)
     model = r.build_network()
-    check_state(state, model, source=f"the weights in {paths.weights}")
     model.load_state_dict({k: v.to(torch.float32) if v.is_floating_point() else v for k, v in state.items()})
-    c = meta["convention"]
-    convention = Convention(float(c["scale"]), float(c["offset"]), str(c["name"]))
     prior = r.objective.wrap(model, convention, (1, r.data.size, r.data.size))
     prior.requires_grad_(False)
     return prior.to(device).eval()
