@@ -6,7 +6,8 @@
 
 `train` reproduces a bundled prior from scratch from its recipe (seeded), checkpointing as it goes,
 and writes NAME.safetensors, NAME.json, NAME.md and NAME_loss.png into --out (copy them into
-priors/bundled/ to ship them).
+priors/bundled/ to ship them). Under torchrun (`torchrun --nproc_per_node 2 -m priors train NAME`) the
+processes share each global batch and give the single-process loss curve (priors.training.distributed).
 """
 
 from __future__ import annotations
@@ -34,21 +35,25 @@ def _list() -> int:
 def _train(args) -> int:
     import torch
 
+    from .training.distributed import distributed_run
     from .zoo import train_recipe
 
     torch.set_num_threads(args.threads)
     parts = ["python", "-m", "priors", "train", args.name]
     if args.steps is not None:
         parts += ["--steps", str(args.steps)]
-    path = train_recipe(
-        args.name,
-        args.out,
-        steps=args.steps,
-        resume=args.resume,
-        progress=not args.no_progress,
-        command=" ".join(shlex.quote(p) for p in parts),
-    )
-    print(f"wrote {path.with_suffix('.safetensors')}, {path}, {path.with_suffix('.md')}")
+    with distributed_run() as distributed:  # None unless started by torchrun
+        path = train_recipe(
+            args.name,
+            args.out,
+            steps=args.steps,
+            resume=args.resume,
+            progress=not args.no_progress,
+            command=" ".join(shlex.quote(p) for p in parts),
+            distributed=distributed,
+        )
+    if distributed is None or distributed.is_main:
+        print(f"wrote {path.with_suffix('.safetensors')}, {path}, {path.with_suffix('.md')}")
     return 0
 
 

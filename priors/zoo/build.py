@@ -35,6 +35,7 @@ from ..training import (
     smoothed,
     train,
 )
+from ..training.distributed import Distributed
 from .catalog import RECIPES
 from .recipes import (
     Denoising,
@@ -154,25 +155,33 @@ def train_recipe(
     resume: bool = False,
     progress: bool = True,
     command: str | None = None,
+    distributed: Distributed | None = None,
 ) -> Path:
     """Train recipe `name` from scratch (or `resume` its checkpoint in `out`) and write its bundle into
     `out`. `steps` overrides the recipe's step count (the recipe itself is recorded unchanged).
-    Returns the path of the metadata JSON."""
+    Returns the path of the metadata JSON.
+
+    `distributed` (from `priors.training.distributed.from_environment()`, under torchrun): the processes
+    share every global batch of the recipe (the loss curve of one process, up to rounding); rank 0 alone
+    reads the checkpoint to resume from and writes the checkpoints and the bundle, and every rank
+    returns once it is written."""
     r = recipe(name)
+    main = distributed is None or distributed.is_main
     paths = BundlePaths(Path(out), name)
-    paths.directory.mkdir(parents=True, exist_ok=True)
     total = r.optimization.steps if steps is None else int(steps)
     if total < 1:
         raise ValueError(f"steps must be at least 1, got {total}")
-    if resume and not paths.checkpoint.is_file():
-        raise FileNotFoundError(f"--resume: no checkpoint of {name} at {paths.checkpoint}")
+    if main:
+        paths.directory.mkdir(parents=True, exist_ok=True)
+        if resume and not paths.checkpoint.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint of {name} at {paths.checkpoint}")
 
     images, convention = training_images(r)
     model = r.build_network()
     opt = r.optimization
     optimizer = torch.optim.Adam(model.parameters(), lr=opt.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, opt.lr_factor(total))
-    earlier = json.loads(paths.clock.read_text())["wall_time_s"] if resume and paths.clock.is_file() else 0.0
+    earlier = json.loads(paths.clock.read_text())["wall_time_s"] if main and resume and paths.clock.is_file() else 0.0
     start = time.perf_counter()
 
     def tick(step: int, _loss: float) -> None:
@@ -193,7 +202,11 @@ def train_recipe(
         resume_from=paths.checkpoint if resume else None,
         progress=progress,
         callback=tick,
+        distributed=distributed,
     )
+    if not main:
+        distributed.barrier()  # wait for rank 0 to write the bundle
+        return paths.metadata
     wall = earlier + time.perf_counter() - start
     _write_json(paths.clock, {"wall_time_s": wall, "step": result.step})
     history = result.history
@@ -205,6 +218,7 @@ def train_recipe(
         "initial_loss": _final_loss(history[:FINAL_LOSS_WINDOW]),
         "command": command or f"python -m priors train {name}" + (f" --steps {total}" if steps else ""),
         "threads": torch.get_num_threads(),
+        "processes": distributed.world_size if distributed is not None else 1,
         "torch": torch.__version__,
         "date": datetime.date.today().isoformat(),
         "loss_curve": _decimate(history),
@@ -217,6 +231,8 @@ def train_recipe(
     _write_json(paths.metadata, meta)
     plot_loss(history, paths.loss_plot, title=name)
     paths.card.write_text(model_card(meta))
+    if distributed is not None:
+        distributed.barrier()
     return paths.metadata
 
 
@@ -481,8 +497,9 @@ def model_card(meta: dict) -> str:
         f"batch {opt.batch_size}, gradient clip {opt.grad_clip}, seed {opt.seed}.",
         f"- Steps: {tr['steps']}"
         + ("" if tr["steps"] == tr["recipe_steps"] else f" (recipe: {tr['recipe_steps']})")
-        + f"; wall time {tr['wall_time_s'] / 60:.1f} min on {tr['threads']} CPU thread(s) of a shared 2-core "
-        f"machine (torch {tr['torch']}, {tr['date']}).",
+        + f"; wall time {tr['wall_time_s'] / 60:.1f} min on {tr['threads']} CPU thread(s)"
+        + (f" in each of {tr['processes']} processes (torchrun)" if tr.get("processes", 1) > 1 else "")
+        + f" of a shared 2-core machine (torch {tr['torch']}, {tr['date']}).",
         f"- Loss (mean of the last {FINAL_LOSS_WINDOW} steps): {tr['final_loss']:.4g} "
         f"(first {FINAL_LOSS_WINDOW} steps: {tr['initial_loss']:.4g}).",
         "",
