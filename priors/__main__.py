@@ -10,6 +10,8 @@ and writes NAME.safetensors, NAME.json, NAME.md and NAME_loss.png into --out (co
 priors/bundled/ to ship them). With --images it trains a new prior NAME on your own images (a folder
 or a stack of MRC/TIFF/NPY/PNG) with the network, objective and optimisation of the recipe --like;
 `python -m solvers reconstruct ... --prior DIR/NAME.safetensors` uses it, NAME.md is its model card.
+Under torchrun (`torchrun --nproc_per_node 2 -m priors train NAME`) the processes share each global
+batch and give the single-process loss curve (priors.training.distributed).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def _list() -> int:
 def _train(args) -> int:
     import torch
 
+    from .training.distributed import distributed_run
     from .zoo import train_recipe
 
     torch.set_num_threads(args.threads)
@@ -55,18 +58,21 @@ def _train(args) -> int:
         if own.data.crop is not None:
             parts += ["--crop", str(own.data.crop)]
         print(f"training {args.name!r} on {own.data.describe()}")
-    path = train_recipe(
-        args.name,
-        args.out,
-        steps=args.steps,
-        resume=args.resume,
-        progress=not args.no_progress,
-        command=" ".join(shlex.quote(p) for p in parts),
-        recipe_value=own,
-    )
-    print(f"wrote {path.with_suffix('.safetensors')}, {path}, {path.with_suffix('.md')}")
-    if own is not None:
-        print(f"use it with: python -m solvers reconstruct ... --prior {path.with_suffix('.safetensors')}")
+    with distributed_run() as distributed:  # None unless started by torchrun
+        path = train_recipe(
+            args.name,
+            args.out,
+            steps=args.steps,
+            resume=args.resume,
+            progress=not args.no_progress,
+            command=" ".join(shlex.quote(p) for p in parts),
+            recipe_value=own,
+            distributed=distributed,
+        )
+    if distributed is None or distributed.is_main:
+        print(f"wrote {path.with_suffix('.safetensors')}, {path}, {path.with_suffix('.md')}")
+        if own is not None:
+            print(f"use it with: python -m solvers reconstruct ... --prior {path.with_suffix('.safetensors')}")
     return 0
 
 
