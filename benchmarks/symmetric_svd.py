@@ -33,8 +33,7 @@ import torch
 
 import linops
 from linops.spectral import GramEigh, SymmetricGramEigh
-from linops.spectral.storage import svd_to_tensors
-from linops.spectral.symmetric import block_matrices, decompose_block
+from linops.spectral.symmetric import block_matrices, block_svd_to_tensors, decompose_block
 from linops.symmetry import SymmetryGroup
 
 RESULTS = Path(__file__).parent / "results"
@@ -63,7 +62,7 @@ def spread(values: list[float]) -> dict:
 def file_bytes(svd) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "svd.pt"
-        torch.save(svd_to_tensors(svd), path)
+        torch.save(block_svd_to_tensors(svd), path)
         return path.stat().st_size
 
 

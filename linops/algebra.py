@@ -16,6 +16,7 @@ Shapes, devices and precisions are checked when an expression is built.
 
 from __future__ import annotations
 
+import cmath
 import numbers
 
 import torch
@@ -288,8 +289,11 @@ class Scaled(LinearOperator):
 
 
 def scale(c, op: LinearOperator) -> LinearOperator:
-    """The scalar multiple c * op, folding nested scalars."""
+    """The scalar multiple c * op, folding nested scalars; c must be finite (NaN or infinity would
+    make every output NaN or infinite, or 0 * inf, silently)."""
     c = as_scalar(c)
+    if not cmath.isfinite(c):
+        raise ValueError(f"Cannot scale {op!r} by {c}: the scalar must be a finite number.")
     if isinstance(op, Scaled):
         c, op = c * op.c, op.op
     if c == 1:

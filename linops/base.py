@@ -19,12 +19,16 @@ that raises a TypeError naming both.
 from __future__ import annotations
 
 import abc
+import cmath
 import copy
+import functools
 import math
 import numbers
+import operator
 from collections.abc import Sequence
 
 import torch
+from torch.autograd import forward_ad
 
 from .interop import arrays
 
@@ -32,16 +36,36 @@ Shape = tuple[int, ...]
 
 
 def as_shape(shape: int | Sequence[int], name: str = "shape") -> Shape:
-    """Normalise an int or a sequence of positive ints to a tuple of ints."""
-    if isinstance(shape, numbers.Integral):
-        shape = (int(shape),)
+    """Normalise an int or a sequence of positive ints to a tuple of ints.
+
+    Sizes must be integers (Python, numpy or 0-d integer tensors): a float such as 8.5 or 8.0 is
+    refused, never truncated."""
+    if isinstance(shape, numbers.Integral) or (isinstance(shape, torch.Tensor) and shape.ndim == 0):
+        shape = (shape,)
     try:
-        out = tuple(int(s) for s in shape)
+        out = tuple(_as_size(s) for s in shape)
     except TypeError:
         raise TypeError(f"{name} must be an int or a sequence of ints, got {shape!r}") from None
     if len(out) == 0 or any(s <= 0 for s in out):
         raise ValueError(f"{name} must be a non-empty sequence of positive ints, got {out}")
     return out
+
+
+def _as_size(s) -> int:
+    if isinstance(s, bool):
+        raise TypeError("a size cannot be a bool")
+    return operator.index(s)
+
+
+def require_finite(t: torch.Tensor, name: str) -> None:
+    """Raise ValueError naming `name` when the tensor t holds NaN or infinite entries."""
+    bad = ~torch.isfinite(t)
+    if bool(bad.any()):
+        n_nan = int(torch.isnan(t).sum())
+        raise ValueError(
+            f"{name} must be finite, got {n_nan} NaN and {int(bad.sum()) - n_nan} infinite entries "
+            f"among {t.numel()}."
+        )
 
 
 def precision_of(dtype: torch.dtype) -> torch.dtype:
@@ -121,6 +145,20 @@ class LinearOperator(abc.ABC):
         return f"{type(self).__name__}(in_shape={self.in_shape}, out_shape={self.out_shape})"
 
     # ----------------------------------------------------------------------------------------
+    # copies and pickles
+    def __getstate__(self) -> dict:
+        """The state that `copy.copy`, `copy.deepcopy` and `pickle` carry: the operator's defining
+        fields without its derived data (the `_cache` of adjoint, norm, SVD, sparse matrices, FFT
+        transfer functions, and any `functools.cached_property` value). A copy rebuilds them on first
+        use, so copying works at any time, also after use (a sparse CSR matrix cannot be deep-copied),
+        and a copy never shares a cache with its original (whose cached adjoint points back to it)."""
+        state = self.__dict__.copy()
+        for name in _cached_property_names(type(self)):
+            state.pop(name, None)
+        state["_cache"] = {}
+        return state
+
+    # ----------------------------------------------------------------------------------------
     # application
     def apply(self, x):
         """A x for x of shape (*batch, *in_shape): a torch tensor, numpy array or CuPy array."""
@@ -131,12 +169,15 @@ class LinearOperator(abc.ABC):
 
     def _apply_checked(self, x: torch.Tensor) -> torch.Tensor:
         batch = self._check_input(x)
-        x = x.reshape(-1, *self.in_shape)
+        x = x.reshape(math.prod(batch), *self.in_shape)
         return apply_batched(self, x).reshape(*batch, *self.out_shape)
 
     def _apply_any(self, x: torch.Tensor) -> torch.Tensor:
         """_apply on (N, *in_shape) for any input kind: promote real input of a complex operator,
-        and apply a real operator to real and imaginary parts of complex input."""
+        and apply a real operator to real and imaginary parts of complex input. An empty batch
+        (N = 0) gives an empty result without calling the kernel (FFT and conv kernels reject it)."""
+        if x.shape[0] == 0:
+            return x.new_zeros((0, *self.out_shape), dtype=torch.promote_types(x.dtype, self._dtype))
         if self._dtype.is_complex:
             return self._apply(x.to(self._dtype) if not x.is_complex() else x)
         if x.is_complex():
@@ -208,7 +249,12 @@ class LinearOperator(abc.ABC):
     def __truediv__(self, c):
         from .algebra import as_scalar, scale
 
-        return scale(1 / as_scalar(c), self)
+        c = as_scalar(c)
+        if c == 0:
+            raise ZeroDivisionError(f"Cannot divide {self!r} by zero: the divisor must be a nonzero finite number.")
+        if not cmath.isfinite(c):
+            raise ValueError(f"Cannot divide {self!r} by {c}: the divisor must be a nonzero finite number.")
+        return scale(1 / c, self)
 
     def __pow__(self, k: int):
         from .algebra import power
@@ -299,18 +345,39 @@ class LinearOperator(abc.ABC):
         return pinv(self, method)
 
 
+@functools.cache
+def _cached_property_names(cls: type) -> tuple[str, ...]:
+    """Names of the `functools.cached_property` attributes of cls and its bases."""
+    return tuple(
+        name for klass in cls.__mro__ for name, v in vars(klass).items() if isinstance(v, functools.cached_property)
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # autograd: one Function for every operator, whose backward is the adjoint
 
 
 class _LinearFunction(torch.autograd.Function):
-    """y = A x with dL/dx = A^H dL/dy; nothing but the operator is saved."""
+    """y = A x as one autograd node, usable by torch.autograd and by torch.func transforms.
+
+    reverse mode   dL/dx = A^H dL/dy (the real part for a real x given to a complex A)
+    forward mode   the tangent of A x along dx is A dx (a linear map is its own derivative)
+    vmap           A applied to a vmapped batch is A applied with the vmapped axis folded into the
+                   leading batch axis, which every operator accepts
+
+    Nothing but the operator is saved, so no activations are kept, and kernels that torch cannot
+    differentiate (sparse matrices, CuPy) still compose with networks and with torch.func.
+    """
 
     @staticmethod
-    def forward(ctx, x, op):
+    def forward(x, op):
+        return op._apply_any(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, op = inputs
         ctx.op = op
         ctx.real_input = not x.is_complex()
-        return op._apply_any(x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -320,10 +387,39 @@ class _LinearFunction(torch.autograd.Function):
             g = g.real
         return g, None
 
+    @staticmethod
+    def jvp(ctx, x_dot, op_dot):
+        return apply_batched(ctx.op, x_dot)
+
+    @staticmethod
+    def vmap(info, in_dims, x, op):
+        x = x.movedim(in_dims[0], 0)
+        b, n = x.shape[:2]
+        out = apply_batched(op, x.reshape(b * n, *x.shape[2:]))
+        return out.reshape(b, n, *out.shape[1:]), 0
+
+
+# private torch API (0.1 us a call); without it (another torch version) every call takes the autograd path
+_functorch_wrapped = getattr(getattr(torch._C, "_functorch", None), "is_functorch_wrapped_tensor", None)
+
+
+def _needs_autograd(x: torch.Tensor) -> bool:
+    """True when x is tracked by reverse-mode autograd, is wrapped by a torch.func transform (grad, vjp,
+    jvp, jacrev, jacfwd, vmap), or carries a forward-mode tangent (torch.autograd.forward_ad)."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return True
+    if _functorch_wrapped is None or _functorch_wrapped(x):
+        return True
+    # outside `with forward_ad.dual_level()` the level is -1 and no tensor has a tangent; the check
+    # spares unpack_dual (2 us a call)
+    if getattr(forward_ad, "_current_level", 0) < 0:
+        return False
+    return forward_ad.unpack_dual(x).tangent is not None
+
 
 def apply_batched(op: LinearOperator, x: torch.Tensor) -> torch.Tensor:
     """A x on an already validated (N, *in_shape) tensor, through autograd when needed."""
-    if torch.is_grad_enabled() and x.requires_grad:
+    if _needs_autograd(x):
         return _LinearFunction.apply(x, op)
     return op._apply_any(x)
 

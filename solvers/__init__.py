@@ -1,4 +1,10 @@
-"""solvers: diffusion-based and classical reconstruction as short loops over operator and prior calls."""
+"""solvers: diffusion-based and classical reconstruction as short loops over operator and prior calls.
+
+Every solver is a dataclass of hyperparameters (checked when it is built) called as
+`solver(y, A, prior, *, generator=None, callback=None, progress=True, x_true=None)`, plus `convention=`
+(the data's units) for those with a prior. y has shape (B, *A.out_shape); a numpy y is converted to A's
+dtype; the result is a `Result` holding a torch tensor. See `solvers.problem` for the checks and units.
+"""
 
 from . import schedules
 from .classical import (

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .checks import check_instance, check_int, check_optional_real, check_real, check_sigmas
 from .classical.algebraic import gradient_descent, stable_step_size
+from .problem import check_problem
 from .schedules import DDGMUnconditionalSchedule, Geometric, Schedule
 from .tracking import Result, Tracker, gaussian_like
 
@@ -34,23 +36,29 @@ class DDGM:
     step_fraction: float = 0.9
 
     def __post_init__(self):
-        k = self.gradient_steps
-        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-            raise ValueError(f"gradient_steps must be a non-negative int, got {k!r}")
+        check_instance("DDGM", "schedule", self.schedule, Schedule, "a solvers.schedules.Schedule")
+        check_sigmas("DDGM", self.schedule, allow_zero=True)
+        check_int("DDGM", "gradient_steps", self.gradient_steps, 0)
+        check_optional_real("DDGM", "step_size", self.step_size, 0, low_open=True)
+        check_real("DDGM", "step_fraction", self.step_fraction, 0, 1, low_open=True, high_open=True)
 
     @classmethod
     def fast(cls) -> DDGM:
         """The paper's best setting with 50 denoiser calls: N = 50, K = 25."""
         return cls(Geometric(3.0, 0.03, 50), gradient_steps=25)
 
-    def __call__(self, y, A, prior, *, generator=None, callback=None, progress=True, x_true=None) -> Result:
+    def __call__(
+        self, y, A, prior, *, generator=None, callback=None, progress=True, x_true=None, convention=None
+    ) -> Result:
+        problem = check_problem("DDGM", y, A, prior, needs=("eps",), convention=convention, x_true=x_true)
+        y, prior = problem.y, problem.prior
         lam = stable_step_size(A, self.step_size, self.step_fraction)
         sigmas = self.schedule.sigmas().tolist()
         if hasattr(prior, "check_sigma") and max(sigmas) > 0:
             prior.check_sigma(max(sigmas), min(s for s in sigmas if s > 0))
-        track = Tracker("DDGM", len(sigmas), y, A, x_true=x_true, callback=callback, progress=progress)
+        track = problem.track(len(sigmas), callback=callback, progress=progress)
         eps_theta = track.watch(prior).eps
-        x = y.new_zeros((*y.shape[: y.ndim - len(A.out_shape)], *A.in_shape))
+        x = problem.zeros()
         for n, sigma in enumerate(sigmas):
             x = gradient_descent(x, y, A, lam, self.gradient_steps)
             track.gradients(self.gradient_steps)
@@ -78,6 +86,10 @@ class DDGMUnconditional:
     """
 
     schedule: DDGMUnconditionalSchedule = field(default_factory=DDGMUnconditionalSchedule)
+
+    def __post_init__(self):
+        check_instance("DDGMUnconditional", "schedule", self.schedule, DDGMUnconditionalSchedule,
+                       "a DDGMUnconditionalSchedule (Eq. 2 ties the schedule to the step alpha, beta)")
 
     def __call__(
         self,

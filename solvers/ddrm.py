@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from linops.spectral import DenseSVD, GramEigh, RandomizedSVD, cached_svd, structured_svd
+from linops.spectral import DenseSVD, GramEigh, RandomizedSVD, SymmetricGramEigh, cached_svd, structured_svd
 
+from .checks import check_instance, check_real, check_sigmas
+from .problem import check_problem
 from .schedules import Geometric, Schedule, append_zero
-from .tracking import Result, Tracker, gaussian_like
+from .tracking import Result, gaussian_like
 
 
 class ComputedSVDWarning(UserWarning):
@@ -37,7 +39,8 @@ class DDRM:
     of variance sigma_T^2 - sigma_y^2 / s_i^2 where s_i sigma_T >= sigma_y, else sigma_T z
     ([inferred] for 0 < s_i sigma_T < sigma_y, where the paper assumes that cannot happen).
 
-    `sigma_y` is the standard deviation of the measurement noise, in the units of y.
+    `sigma_y` is the standard deviation of the measurement noise, in the units of y. The schedule is in
+    the prior's units; `convention=` on the call states y's units when they differ (see `solvers.problem`).
     """
 
     schedule: Schedule = field(default_factory=lambda: Geometric(30.0, 0.03, 20))
@@ -45,13 +48,19 @@ class DDRM:
     eta: float = 0.85
     eta_b: float = 1.0
     singular_value_cutoff: float = 0.0
-    svd_algorithm: DenseSVD | GramEigh | RandomizedSVD | None = None
+    svd_algorithm: DenseSVD | GramEigh | SymmetricGramEigh | RandomizedSVD | None = None
 
     def __post_init__(self):
-        if not (0 <= self.eta <= 1 and 0 <= self.eta_b <= 1):
-            raise ValueError(f"DDRM needs eta and eta_b in [0, 1], got eta={self.eta}, eta_b={self.eta_b}")
-        if self.sigma_y < 0 or self.singular_value_cutoff < 0:
-            raise ValueError("DDRM: sigma_y and singular_value_cutoff must be non-negative")
+        check_instance("DDRM", "schedule", self.schedule, Schedule, "a solvers.schedules.Schedule")
+        check_sigmas("DDRM", self.schedule)
+        check_real("DDRM", "sigma_y", self.sigma_y, 0)
+        check_real("DDRM", "eta", self.eta, 0, 1)
+        check_real("DDRM", "eta_b", self.eta_b, 0, 1)
+        check_real("DDRM", "singular_value_cutoff", self.singular_value_cutoff, 0)
+        if self.svd_algorithm is not None:
+            check_instance("DDRM", "svd_algorithm", self.svd_algorithm,
+                           (DenseSVD, GramEigh, SymmetricGramEigh, RandomizedSVD),
+                           "None, DenseSVD(), GramEigh(), SymmetricGramEigh() or RandomizedSVD(...)")
 
     @classmethod
     def ddgm_paper(cls, sigma_y: float, steps: int = 10, svd_algorithm=None) -> DDRM:
@@ -77,20 +86,24 @@ class DDRM:
             raise ValueError(f"DDRM needs a real singular basis for the real operator {A!r}")
         return svd
 
-    def __call__(self, y, A, prior, *, generator=None, callback=None, progress=True, x_true=None) -> Result:
+    def __call__(
+        self, y, A, prior, *, generator=None, callback=None, progress=True, x_true=None, convention=None
+    ) -> Result:
+        problem = check_problem("DDRM", y, A, prior, needs=("denoise",), convention=convention, x_true=x_true)
+        y, prior = problem.y, problem.prior
         svd = self.decomposition(A)
         U, V, P = svd.U, svd.V, svd.complement
         s = torch.where(svd.s > self.singular_value_cutoff, svd.s, 0).to(y.real.dtype)
         observed = s > 0
         s_safe = torch.where(observed, s, 1)
         y_bar = torch.where(observed, (U.H @ y) / s_safe, 0)
-        sigma_y, eta, eta_b = self.sigma_y, self.eta, self.eta_b
+        sigma_y, eta, eta_b = self.sigma_y * problem.noise_scale, self.eta, self.eta_b
         noise_of_y_bar = sigma_y / s_safe  # the std of y_bar's noise, where observed
 
         sigmas = self.schedule.sigmas().tolist()
         if hasattr(prior, "check_sigma"):
             prior.check_sigma(max(sigmas), min(sigmas))
-        track = Tracker("DDRM", len(sigmas), y, A, x_true=x_true, callback=callback, progress=progress)
+        track = problem.track(len(sigmas), callback=callback, progress=progress)
         denoise = track.watch(prior).denoise
 
         sigma_T = sigmas[0]
@@ -115,8 +128,9 @@ class DDRM:
                 + (sigma_next**2 - eta_b**2 * noise_of_y_bar**2).clamp(min=0).sqrt() * z
             )
             x_bar = torch.where(~observed, unobserved, torch.where(s * sigma_next < sigma_y, weak, strong))
-            x = V @ x_bar
-            if not svd.complete:
-                x = x + P @ (x0 + keep * (x - x0) / sigma + eta * sigma_next * gaussian_like(x0, generator))
+            if svd.complete:
+                x = V @ x_bar
+            else:  # the s_i = 0 rule through P, from this step's x (not from V x_bar, which has no P part)
+                x = V @ x_bar + P @ (x0 + keep * (x - x0) / sigma + eta * sigma_next * gaussian_like(x0, generator))
             track.step(n, sigma, x, estimate=x0)
         return track.result(x)

@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .checks import check_real
 from .dirac_schedule import Severities, UniformSeverities
 from .dps import guidance_gradient
-from .tracking import Result, Tracker, gaussian_like
+from .problem import check_problem
+from .tracking import Result, gaussian_like
 
 
 @dataclass(frozen=True)
@@ -22,8 +24,7 @@ class StdScaledGuidance:
     eta: float
 
     def __post_init__(self):
-        if not self.eta >= 0:
-            raise ValueError(f"guidance eta must be non-negative, got {self.eta}")
+        check_real("StdScaledGuidance", "eta", self.eta, 0)
 
     def step_size(self, variance_drop: float, sigma_1: float, residual: torch.Tensor) -> torch.Tensor:
         return torch.full_like(residual, self.eta * variance_drop / (2 * sigma_1**2))
@@ -37,8 +38,7 @@ class ErrorScaledGuidance:
     eta: float
 
     def __post_init__(self):
-        if not self.eta >= 0:
-            raise ValueError(f"guidance eta must be non-negative, got {self.eta}")
+        check_real("ErrorScaledGuidance", "eta", self.eta, 0)
 
     def step_size(self, variance_drop: float, sigma_1: float, residual: torch.Tensor) -> torch.Tensor:
         return self.eta * variance_drop / residual.clamp(min=1e-30)
@@ -47,9 +47,9 @@ class ErrorScaledGuidance:
 Guidance = StdScaledGuidance | ErrorScaledGuidance
 
 
-def measurement_process(prior, A, y: torch.Tensor):
-    """The prior's degradation process, after checking that A is its measurement operator A_1 and y
-    a batch of its images (ValueError / TypeError naming what was expected)."""
+def measurement_process(prior, A, y: torch.Tensor | None = None):
+    """The prior's degradation process, after checking that A is its measurement operator A_1 and (when
+    given) y a batch of its images (ValueError / TypeError naming what was expected)."""
     process = getattr(prior, "process", None)
     if process is None or not callable(prior):
         raise TypeError(
@@ -63,7 +63,7 @@ def measurement_process(prior, A, y: torch.Tensor):
             f"A maps {tuple(A.in_shape)} -> {tuple(A.out_shape)}, but the prior's family acts on {shape}; "
             f"pass A = prior.process.operator(1.0)"
         )
-    if y.ndim != len(shape) + 1 or tuple(y.shape[1:]) != shape:
+    if y is not None and (y.ndim != len(shape) + 1 or tuple(y.shape[1:]) != shape):
         raise ValueError(f"y must have shape (B, {', '.join(map(str, shape))}), got {tuple(y.shape)}")
     probe = torch.randn((2, *shape), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     probe = probe.to(device=A_1.device, dtype=A_1.dtype)
@@ -128,8 +128,7 @@ class Dirac:
     def __post_init__(self):
         if not isinstance(self.severities, Severities):
             raise TypeError(f"severities must be UniformSeverities or SeverityTimes, got {self.severities!r}")
-        if not 0 <= self.t_stop <= 1:
-            raise ValueError(f"t_stop must lie in [0, 1], got {self.t_stop}")
+        check_real("Dirac", "t_stop", self.t_stop, 0, 1)
         if self.guidance is not None and not isinstance(self.guidance, (StdScaledGuidance, ErrorScaledGuidance)):
             raise TypeError(f"guidance must be None, StdScaledGuidance or ErrorScaledGuidance, got {self.guidance!r}")
 
@@ -138,12 +137,16 @@ class Dirac:
         """The 1-NFE reconstruction Phi(y, 1)."""
         return cls(t_stop=1.0)
 
-    def __call__(self, y, A, prior, *, generator=None, callback=None, progress=True, x_true=None) -> Result:
-        process = measurement_process(prior, A, y)
+    def __call__(
+        self, y, A, prior, *, generator=None, callback=None, progress=True, x_true=None, convention=None
+    ) -> Result:
+        process = measurement_process(prior, A)
+        problem = check_problem("Dirac", y, A, prior, needs=("__call__",), convention=convention, x_true=x_true)
+        y = problem.y
         times = self.severities.until(self.t_stop)
         sigma = lambda t: float(process.sigma(t))  # noqa: E731
         sigma_1 = sigma(1.0)
-        track = Tracker("Dirac", len(times), y, A, x_true=x_true, callback=callback, progress=progress)
+        track = problem.track(len(times), callback=callback, progress=progress)
 
         def Phi(y_t, t):
             track.trace.prior_calls += 1

@@ -26,6 +26,7 @@ grows with |s - s'|. Pass an LPIPS callable to follow the paper exactly.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -87,7 +88,8 @@ class SeverityTimes(Severities):
     def __post_init__(self):
         v = tuple(float(t) for t in self.values)
         object.__setattr__(self, "values", v)
-        if len(v) < 2 or v[0] != 1 or v[-1] != 0 or any(b >= a for a, b in zip(v, v[1:])):
+        finite = all(math.isfinite(t) for t in v)
+        if not finite or len(v) < 2 or v[0] != 1 or v[-1] != 0 or any(b >= a for a, b in zip(v, v[1:])):
             raise ValueError(f"severity times must decrease strictly from 1 to 0, got {v}")
 
     def times(self) -> torch.Tensor:

@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .checks import check_instance, check_real
 from .ddgm import eq2_step
+from .problem import check_problem
 from .schedules import DDGMUnconditionalSchedule
-from .tracking import Result, Tracker, gaussian_like
+from .tracking import Result, gaussian_like
 
 
 def guidance_gradient(x, y, A, denoise, sigma):
@@ -46,18 +48,24 @@ class DPS:
     rescaled: bool = True
 
     def __post_init__(self):
-        if not self.zeta >= 0:
-            raise ValueError(f"DPS needs zeta >= 0, got {self.zeta}")
+        check_instance("DPS", "schedule", self.schedule, DDGMUnconditionalSchedule,
+                       "a DDGMUnconditionalSchedule (the Eq. 2 step ties the schedule to alpha and beta)")
+        check_real("DPS", "zeta", self.zeta, 0)
+        check_instance("DPS", "rescaled", self.rescaled, bool, "True or False")
 
-    def __call__(self, y, A, prior, *, generator=None, callback=None, progress=True, x_true=None) -> Result:
+    def __call__(
+        self, y, A, prior, *, generator=None, callback=None, progress=True, x_true=None, convention=None
+    ) -> Result:
+        name = "DPS*" if self.rescaled else "DPS"
+        problem = check_problem(name, y, A, prior, needs=("denoise",), convention=convention, x_true=x_true)
+        y, prior = problem.y, problem.prior
         sched = self.schedule
         sigmas = sched.sigmas().tolist()
         if hasattr(prior, "check_sigma"):
             prior.check_sigma(max(sigmas), min(sigmas))
-        name = "DPS*" if self.rescaled else "DPS"
-        track = Tracker(name, len(sigmas), y, A, x_true=x_true, callback=callback, progress=progress)
+        track = problem.track(len(sigmas), callback=callback, progress=progress)
         denoise = track.watch(prior).denoise
-        x = sigmas[0] * gaussian_like(y.new_zeros((*y.shape[: y.ndim - len(A.out_shape)], *A.in_shape)), generator)
+        x = sigmas[0] * gaussian_like(problem.zeros(), generator)
         x0 = x
         for n, sigma in enumerate(sigmas):
             x0, grad, norm = guidance_gradient(x, y, A, denoise, sigma)

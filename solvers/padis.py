@@ -10,9 +10,11 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from .checks import check_instance, check_optional_real, check_real, check_sigmas
 from .dps import guidance_gradient
+from .problem import check_problem
 from .schedules import Geometric, Schedule
-from .tracking import Result, Tracker, gaussian_like
+from .tracking import Result, gaussian_like
 
 
 @runtime_checkable
@@ -103,10 +105,11 @@ class PaDIS:
     zeta: float = 1.0
 
     def __post_init__(self):
-        if self.epsilon is not None and not self.epsilon > 0:
-            raise ValueError(f"PaDIS needs a Langevin step factor epsilon > 0, got {self.epsilon}")
-        if not self.zeta >= 0:
-            raise ValueError(f"PaDIS needs zeta >= 0, got {self.zeta}")
+        check_instance("PaDIS", "schedule", self.schedule, Schedule, "a solvers.schedules.Schedule")
+        check_sigmas("PaDIS", self.schedule)
+        # a Langevin step contracts the excess by 1 - epsilon / 2 (see tracking_epsilon): |.| < 1 needs epsilon < 4
+        check_optional_real("PaDIS", "epsilon", self.epsilon, 0, 4, low_open=True, high_open=True)
+        check_real("PaDIS", "zeta", self.zeta, 0)
 
     def langevin_epsilon(self, sigmas) -> float:
         """epsilon as given (warning when the chain cannot keep up with the schedule), else
@@ -125,15 +128,18 @@ class PaDIS:
             )
         return self.epsilon
 
-    def __call__(self, y, A, prior, *, generator=None, callback=None, progress=True, x_true=None) -> Result:
+    def __call__(
+        self, y, A, prior, *, generator=None, callback=None, progress=True, x_true=None, convention=None
+    ) -> Result:
+        problem = check_problem("PaDIS", y, A, prior, needs=("denoise",), convention=convention, x_true=x_true)
+        y, prior = problem.y, problem.prior
         sigmas = self.schedule.sigmas().tolist()
         epsilon = self.langevin_epsilon(sigmas)
         if hasattr(prior, "check_sigma"):
             prior.check_sigma(max(sigmas), min(sigmas))
-        track = Tracker("PaDIS", len(sigmas), y, A, x_true=x_true, callback=callback, progress=progress)
+        track = problem.track(len(sigmas), callback=callback, progress=progress)
         counted = track.watch(prior)
-        shape = (*y.shape[: y.ndim - len(A.out_shape)], *A.in_shape)
-        x = sigmas[0] * gaussian_like(torch.zeros(shape, dtype=y.real.dtype, device=y.device), generator)
+        x = sigmas[0] * gaussian_like(problem.zeros(), generator)
         for n, sigma_t in enumerate(sigmas):
             m = random_grid_shift(prior, x, generator)
             denoise = counted.denoise if m is None else (lambda v, s, m=m: counted.denoise(v, s, shift=m))

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .checks import check_int, check_real
+
 
 class Schedule:
     """A decreasing sequence of noise levels sigma_1 > ... > sigma_N (float64 tensor)."""
@@ -24,8 +26,7 @@ class Schedule:
 
 
 def _check_steps(steps: int, name: str):
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"{name}: steps must be a positive int, got {steps!r}")
+    check_int(name, "steps", steps, 1)
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,9 @@ class Geometric(Schedule):
 
     def __post_init__(self):
         _check_steps(self.steps, "Geometric")
-        if not 0 < self.sigma_last <= self.sigma_first:
+        check_real("Geometric", "sigma_first", self.sigma_first, 0, low_open=True)
+        check_real("Geometric", "sigma_last", self.sigma_last, 0, low_open=True)
+        if not self.sigma_last <= self.sigma_first:
             raise ValueError(
                 f"Geometric needs 0 < sigma_last <= sigma_first, got sigma_first={self.sigma_first}, "
                 f"sigma_last={self.sigma_last}"
@@ -65,8 +68,7 @@ class Constant(Schedule):
 
     def __post_init__(self):
         _check_steps(self.steps, "Constant")
-        if self.sigma < 0:
-            raise ValueError(f"Constant sigma must be non-negative, got {self.sigma}")
+        check_real("Constant", "sigma", self.sigma, 0)
 
     def sigmas(self) -> torch.Tensor:
         return torch.full((self.steps,), float(self.sigma), dtype=torch.float64)
@@ -101,14 +103,20 @@ class DDGMUnconditionalSchedule(Schedule):
 
     def __post_init__(self):
         _check_steps(self.steps, "DDGMUnconditionalSchedule")
-        if not (0 < self.alpha < 1 and 0 <= self.beta and self.sigma_first > 0):
-            raise ValueError(f"need sigma_first > 0, 0 < alpha < 1, beta >= 0; got {self}")
+        check_real("DDGMUnconditionalSchedule", "sigma_first", self.sigma_first, 0, low_open=True)
+        check_real("DDGMUnconditionalSchedule", "alpha", self.alpha, 0, 1, low_open=True, high_open=True)
+        check_real("DDGMUnconditionalSchedule", "beta", self.beta, 0)
         if (1 - self.alpha) ** 2 + self.alpha * self.beta >= 1:
             raise ValueError(f"alpha={self.alpha}, beta={self.beta} do not lower the noise level")
 
     @classmethod
     def from_endpoints(cls, sigma_first: float, sigma_last: float, steps: int, beta: float = 0.5):
         """The Eq. 2 schedule reaching sigma_last after `steps` steps (how DDGM set DPS*'s alpha)."""
+        _check_steps(steps, "DDGMUnconditionalSchedule.from_endpoints")
+        owner = "DDGMUnconditionalSchedule.from_endpoints"
+        check_real(owner, "sigma_first", sigma_first, 0, low_open=True)
+        check_real(owner, "sigma_last", sigma_last, 0, sigma_first, low_open=True)
+        check_real(owner, "beta", beta, 0, 2, high_open=True)
         ratio = (sigma_last / sigma_first) ** (1 / max(steps - 1, 1))
         smallest = math.sqrt(beta - beta**2 / 4)
         if ratio < smallest:
@@ -135,8 +143,11 @@ class Karras(Schedule):
 
     def __post_init__(self):
         _check_steps(self.steps, "Karras")
-        if not 0 < self.sigma_min < self.sigma_max:
-            raise ValueError(f"Karras needs 0 < sigma_min < sigma_max, got {self.sigma_min}, {self.sigma_max}")
+        check_real("Karras", "sigma_min", self.sigma_min, 0, low_open=True)
+        check_real("Karras", "sigma_max", self.sigma_max, 0, low_open=True)
+        check_real("Karras", "rho", self.rho, 0, low_open=True)
+        if not self.sigma_min < self.sigma_max:
+            raise ValueError(f"Karras needs sigma_min < sigma_max, got {self.sigma_min}, {self.sigma_max}")
 
     def sigmas(self) -> torch.Tensor:
         i = torch.linspace(0, 1, self.steps, dtype=torch.float64)
@@ -157,11 +168,20 @@ class VP(Schedule):
     @classmethod
     def linear(cls, beta_start: float = 1e-4, beta_end: float = 0.02, steps: int = 1000) -> VP:
         _check_steps(steps, "VP.linear")
+        check_real("VP.linear", "beta_start", beta_start, 0, 1, low_open=True, high_open=True)
+        check_real("VP.linear", "beta_end", beta_end, 0, 1, low_open=True, high_open=True)
         return cls(tuple(torch.linspace(beta_start, beta_end, steps, dtype=torch.float64).tolist()))
 
     def __post_init__(self):
-        if not self.betas or not all(0 < b < 1 for b in self.betas):
-            raise ValueError("VP betas must lie in (0, 1)")
+        try:
+            betas = tuple(self.betas)
+        except TypeError:
+            raise TypeError(f"VP: betas must be a sequence of numbers in (0, 1), got {self.betas!r}") from None
+        if not betas:
+            raise ValueError("VP: betas must not be empty")
+        for i, b in enumerate(betas):
+            check_real("VP", f"betas[{i}]", b, 0, 1, low_open=True, high_open=True)
+        object.__setattr__(self, "betas", tuple(float(b) for b in betas))
 
     @property
     def steps(self) -> int:

@@ -99,9 +99,13 @@ class Tracker:
         x_true: torch.Tensor | None = None,
         callback: Callable[[StepRecord], None] | None = None,
         progress: bool = True,
+        to_data: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ):
+        """`to_data` maps an image from the units the solver works in (the prior's) to those of y and
+        x_true (see `solvers.problem`); records, metrics and the result are in the latter."""
         self.solver, self.total, self.y, self.A = solver, total, y, A
         self.x_true, self.callback = x_true, callback
+        self.to_data = to_data
         self.trace = Trace()
         self.bar = tqdm(total=total, desc=solver, disable=not progress, leave=False)
         self.start = time.perf_counter()
@@ -125,6 +129,8 @@ class Tracker:
             )
         with torch.no_grad():
             x, estimate = x.detach(), estimate.detach()
+            if self.to_data is not None:
+                x, estimate = self.to_data(x), self.to_data(estimate)
             residual = None
             if self.A is not None:
                 residual = (self.A @ estimate - self.y).reshape(self.y.shape[0], -1).norm(dim=1)
@@ -146,9 +152,11 @@ class Tracker:
         self.bar.set_postfix(postfix)
 
     def result(self, x: torch.Tensor) -> Result:
+        """The run's result: x (in the data's units) and the trace."""
         self.bar.close()
         self.trace.seconds = time.perf_counter() - self.start
-        return Result(x.detach(), self.trace)
+        x = x.detach()
+        return Result(self.to_data(x) if self.to_data is not None else x, self.trace)
 
 
 def gaussian_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

@@ -36,6 +36,11 @@ from linops.cuda.dispatch import Backend
 from linops.operators.tomography.projector import JosephProjector
 from linops.testing import dottest, entries, random_like_input, random_like_output
 
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
 HARNESS = Path(__file__).parent / "cuda_host" / "harness.cu"
 NVCC = shutil.which("nvcc")
 ARCH = "80"
@@ -185,8 +190,8 @@ def test_normal_residual_matches_the_generic_expression(dtype):
 
 def test_normal_residual_is_differentiable_and_checks_shapes():
     A = _residual_cases(torch.float64)["diagonal"]
-    x = torch.rand(2, *A.in_shape, dtype=torch.float64, requires_grad=True)
-    y = torch.rand(2, *A.out_shape, dtype=torch.float64)
+    x = torch.rand(2, *A.in_shape, dtype=torch.float64, requires_grad=True, generator=gen(100))
+    y = torch.rand(2, *A.out_shape, dtype=torch.float64, generator=gen(101))
     r = linops.normal_residual(A, x, y)
     (g,) = torch.autograd.grad(r.sum(), x)
     assert torch.allclose(g, A.H @ (A @ torch.ones_like(x)))
@@ -330,7 +335,7 @@ def test_host_radon_adjoints_are_the_exact_transpose(host_kernels, case, dtype):
 
 def test_host_radon_autograd(host_kernels):
     op = _radon_cases(torch.float64)["fan-close"]
-    x = torch.rand(2, *op.in_shape, dtype=torch.float64, requires_grad=True)
+    x = torch.rand(2, *op.in_shape, dtype=torch.float64, requires_grad=True, generator=gen(102))
     with host_kernels():
         assert torch.autograd.gradcheck(lambda t: op @ t, (x,))
         assert torch.autograd.gradgradcheck(lambda t: (op @ t) ** 2, (x,))
@@ -535,7 +540,7 @@ def test_gpu_autograd_through_the_kernels(cuda, kind):
         "circular": _blur_cases(torch.float64)["circular-small"],
     }
     op = ops[kind].to(cuda)
-    x = torch.rand(2, *op.in_shape, dtype=torch.float64, device=cuda, requires_grad=True)
+    x = torch.rand(2, *op.in_shape, dtype=torch.float64, generator=gen(103)).to(cuda).requires_grad_()
     with linops.cuda.backend(Backend.CUPY):
         assert torch.autograd.gradcheck(lambda t: op @ t, (x,))
         assert torch.autograd.gradgradcheck(lambda t: (op @ t) ** 2, (x,))

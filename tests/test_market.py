@@ -8,6 +8,8 @@ import torch
 from linops.testing import dottest, entries, random_like_input, random_like_output
 from linops.testing.checks import inner
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 ENTRIES = {e.name: e for e in entries()}
 DTYPES = [torch.float32, torch.float64]
 
@@ -137,12 +139,154 @@ def test_conversion_to_other_precision(name):
 def test_numpy_in_numpy_out(name):
     op = build(name, torch.float64)
     x = random_like_input(op, (2,), torch.Generator().manual_seed(11))
-    out = op @ x.numpy()
+    x_np = x.numpy()
+    out = op @ x_np
     assert isinstance(out, np.ndarray)
     np.testing.assert_allclose(out, (op @ x).numpy(), rtol=1e-12, atol=1e-12)
+    assert not np.shares_memory(out, x_np)  # a new array, as from any numpy function
+
+
+def test_empty_batch(name):
+    """An empty batch gives an empty result of the right shape and dtype, forward and adjoint."""
+    op = build(name, torch.float64)
+    for batch in ((0,), (2, 0)):
+        x = random_like_input(op, batch)
+        y = op @ x
+        assert y.shape == (*batch, *op.out_shape) and y.dtype == op.dtype
+        assert (op.H @ random_like_output(op, batch)).shape == x.shape
 
 
 def test_inner_product_helper():
     a = torch.tensor([1 + 2j, 3j])
     b = torch.tensor([2.0 + 0j, 1 - 1j])
     assert inner(a, b) == pytest.approx((1 - 2j) * 2 + (-3j) * (1 - 1j))
+
+
+# ----------------------------------------------------------------------------------------------
+# torch.func: the autograd Function works under every transform (deepinv's adjoint_function uses
+# torch.func.vjp); each transform of x -> A x must give the dense matrix's answer
+
+
+def dense_apply(D, x, op):
+    """D x for x of shape (N, *in_shape), with D = op.to_dense()."""
+    return (x.reshape(x.shape[0], -1).to(D.dtype) @ D.T).reshape(x.shape[0], *op.out_shape)
+
+
+def dense_adjoint(D, y, op):
+    return (y.reshape(y.shape[0], -1).to(D.dtype) @ D.conj()).reshape(y.shape[0], *op.in_shape)
+
+
+def realified(op):
+    """x -> A x as a map of real tensors (complex entries as trailing pairs), for jacrev/jacfwd, which
+    take real inputs only, and the matching real Jacobian [[Re D, -Im D], [Im D, Re D]] per entry."""
+    if not op.dtype.is_complex:
+        return op.apply, lambda D: D.reshape(*op.out_shape, *op.in_shape)
+
+    def f(v):
+        return torch.view_as_real(op.apply(torch.view_as_complex(v)))
+
+    def jacobian(D):
+        J = torch.stack([torch.stack([D.real, -D.imag], -1), torch.stack([D.imag, D.real], -1)], 1)
+        return J.reshape(*op.out_shape, 2, *op.in_shape, 2)
+
+    return f, jacobian
+
+
+def test_torch_func_transforms_agree_with_the_dense_matrix(name):
+    op = build(name, torch.float64)
+    D = op.to_dense()
+    g = torch.Generator().manual_seed(12)
+    x, y = random_like_input(op, (2,), g), random_like_output(op, (2,), g)
+    dx = random_like_input(op, (2,), g)
+
+    out, vjp = torch.func.vjp(op.apply, x)
+    assert_close(out, dense_apply(D, x, op), torch.float64)
+    assert_close(vjp(y)[0], dense_adjoint(D, y, op), torch.float64)
+
+    primal, tangent = torch.func.jvp(op.apply, (x,), (dx,))
+    assert_close(tangent, dense_apply(D, dx, op), torch.float64)
+
+    # vmap over a new leading axis, and over an inner axis (moved to the front by the vmap rule)
+    stacked = torch.stack([x, dx, 2 * x])
+    expected = torch.stack([dense_apply(D, v, op) for v in stacked])
+    assert_close(torch.func.vmap(op.apply)(stacked), expected, torch.float64)
+    assert_close(torch.func.vmap(op.apply, in_dims=1)(stacked.movedim(0, 1)), expected, torch.float64)
+
+    def loss(v):
+        return torch.sum(y.conj() * op.apply(v)).real
+
+    assert_close(torch.func.grad(loss)(x), dense_adjoint(D, y, op), torch.float64)
+
+    f, jacobian = realified(op)
+    x0 = torch.view_as_real(x[0]) if op.dtype.is_complex else x[0]
+    assert_close(torch.func.jacrev(f)(x0), jacobian(D), torch.float64)
+    assert_close(torch.func.jacfwd(f)(x0), jacobian(D), torch.float64)
+
+
+def test_torch_func_on_real_input_to_a_complex_operator(name):
+    """A real x given to a complex A: the vjp is Re(A^H y) (a real gradient), the jvp is A dx."""
+    op = build(name, torch.float64)
+    if not op.dtype.is_complex:
+        pytest.skip("real operator")
+    D = op.to_dense()
+    g = torch.Generator().manual_seed(13)
+    x = torch.randn(2, *op.in_shape, dtype=torch.float64, generator=g)
+    y = random_like_output(op, (2,), g)
+    _, vjp = torch.func.vjp(op.apply, x)
+    (gx,) = vjp(y)
+    assert gx.dtype == torch.float64
+    assert_close(gx, dense_adjoint(D, y, op).real, torch.float64)
+    _, tangent = torch.func.jvp(op.apply, (x,), (x,))
+    assert_close(tangent, dense_apply(D, x, op), torch.float64)
+
+
+def test_hessian_of_the_data_term_is_the_normal_operator():
+    """Forward over reverse (jacfwd of jacrev, through the Function's jvp of its backward):
+    the Hessian of 0.5 ||A x||^2 is A^T A."""
+    for name in ("radon", "blur-reflect-direct", "composition"):
+        op = build(name, torch.float64)
+        D = op.to_dense()
+        x0 = random_like_input(op, (), torch.Generator().manual_seed(14))
+        hessian = torch.func.hessian(lambda v, op=op: 0.5 * torch.sum(op.apply(v) ** 2))(x0)
+        assert_close(hessian.reshape(D.shape[1], D.shape[1]), D.T @ D, torch.float64)
+
+
+def test_plain_forward_mode_autograd():
+    """torch.autograd.forward_ad dual tensors (outside torch.func) take the Function's jvp too."""
+    import torch.autograd.forward_ad as fwAD
+
+    op = build("radon", torch.float64)
+    g = torch.Generator().manual_seed(15)
+    x, dx = random_like_input(op, (2,), g), random_like_input(op, (2,), g)
+    with fwAD.dual_level():
+        out = op.apply(fwAD.make_dual(x, dx))
+        primal, tangent = fwAD.unpack_dual(out)
+    assert_close(primal, op @ x, torch.float64)
+    assert_close(tangent, op @ dx, torch.float64)
+
+
+# ----------------------------------------------------------------------------------------------
+# copies: deepcopy and pickle work before and after first use (derived caches such as a Radon's sparse
+# CSR matrices cannot be deep-copied; copies drop them and rebuild on use)
+
+
+def assert_same_map(copy_, op, x, y):
+    assert type(copy_) is type(op) and copy_.in_shape == op.in_shape and copy_.out_shape == op.out_shape
+    torch.testing.assert_close(copy_ @ x, op @ x, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(copy_.H @ y, op.H @ y, rtol=1e-12, atol=1e-12)
+    assert copy_.H.H is copy_
+
+
+def test_copies_before_and_after_first_use(name):
+    import copy
+    import pickle
+
+    op = build(name, torch.float64)
+    g = torch.Generator().manual_seed(16)
+    x, y = random_like_input(op, (2,), g), random_like_output(op, (2,), g)
+    fresh = [copy.deepcopy(op), pickle.loads(pickle.dumps(op))]
+    op @ x, op.H @ y  # first use fills the derived caches
+    used = [copy.deepcopy(op), pickle.loads(pickle.dumps(op)), copy.copy(op)]
+    for c in fresh + used:
+        assert_same_map(c, op, x, y)
+    assert all(c._cache is not op._cache for c in used)

@@ -9,6 +9,11 @@ from linops.algebra import Composition, Scaled, Sum
 from linops.base import LinearOperator
 from linops.testing import entries
 
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
 f64 = {"dtype": torch.float64}
 SHAPE = (1, 6, 6)
 
@@ -65,7 +70,7 @@ def test_identity_drops_and_zero_absorbs():
 
 
 def test_compositions_and_sums_flatten():
-    a, b, c = diagonal(0), mask(1), linops.Blur(torch.rand(3, 3, dtype=torch.float64), SHAPE)
+    a, b, c = diagonal(0), mask(1), linops.Blur(torch.rand(3, 3, dtype=torch.float64, generator=gen(100)), SHAPE)
     comp = (a @ b) @ c
     assert type(comp) is Composition and comp.factors == (a, b, c)
     assert (a @ (b @ c)).factors == (a, b, c)
@@ -74,7 +79,7 @@ def test_compositions_and_sums_flatten():
 
 
 def test_adjoint_of_composition_reverses():
-    a, c = diagonal(0), linops.Blur(torch.rand(3, 3, dtype=torch.float64), SHAPE)
+    a, c = diagonal(0), linops.Blur(torch.rand(3, 3, dtype=torch.float64, generator=gen(101)), SHAPE)
     adj = (a @ c).H
     assert type(adj) is Composition and adj.factors == (c.H, a.H)
     assert adj.H.factors == (a, c)
@@ -83,7 +88,7 @@ def test_adjoint_of_composition_reverses():
 def test_self_adjoint_adjoint_is_self():
     m = mask()
     assert m.H is m
-    blur = linops.Blur(torch.rand(3, 3, dtype=torch.float64), SHAPE, "reflect")
+    blur = linops.Blur(torch.rand(3, 3, dtype=torch.float64, generator=gen(102)), SHAPE, "reflect")
     normal = blur.H @ blur
     assert normal.is_self_adjoint and normal.H is normal
     eye = linops.Identity(SHAPE)
@@ -98,7 +103,8 @@ def test_double_adjoint_is_identity_of_objects(entry):
 
 
 def test_circular_convolutions_merge():
-    k1, k2 = torch.rand(3, 3, dtype=torch.float64), torch.rand(5, 2, dtype=torch.float64)
+    g = gen(103)
+    k1, k2 = torch.rand(3, 3, dtype=torch.float64, generator=g), torch.rand(5, 2, dtype=torch.float64, generator=g)
     a, b = linops.CircularBlur(k1, SHAPE), linops.CircularBlur(k2, SHAPE)
     merged = (a @ b).simplify()
     assert type(merged) is linops.CircularBlur
@@ -124,20 +130,21 @@ def test_crop_after_pad_is_identity():
 
 
 def test_kron_products_and_block_rules():
-    a, b = linops.Matrix(torch.rand(3, 2, dtype=torch.float64)), linops.Matrix(torch.rand(2, 4, dtype=torch.float64))
-    c, d = linops.Matrix(torch.rand(2, 2, dtype=torch.float64)), linops.Matrix(torch.rand(4, 3, dtype=torch.float64))
+    g = gen(105)
+    shapes = ((3, 2), (2, 4), (2, 2), (4, 3))
+    a, b, c, d = (linops.Matrix(torch.rand(*s, dtype=torch.float64, generator=g)) for s in shapes)
     k = (linops.kron(a, b) @ linops.kron(c, d)).simplify()
     assert type(k) is linops.Kron
     same_map(k, linops.kron(a, b) @ linops.kron(c, d))
-    h = linops.hstack([a, linops.Matrix(torch.rand(3, 5, dtype=torch.float64))])
-    v = linops.vstack([c, linops.Matrix(torch.rand(5, 2, dtype=torch.float64))])
+    h = linops.hstack([a, linops.Matrix(torch.rand(3, 5, dtype=torch.float64, generator=gen(109)))])
+    v = linops.vstack([c, linops.Matrix(torch.rand(5, 2, dtype=torch.float64, generator=gen(110)))])
     rv = (h @ v).simplify()
     assert type(rv) is linops.Matrix  # A1 B1 + A2 B2, then dense products and sums fold
     same_map(rv, h @ v)
 
 
 def test_collecting_terms():
-    d = linops.Blur(torch.rand(3, 3, dtype=torch.float64), SHAPE)
+    d = linops.Blur(torch.rand(3, 3, dtype=torch.float64, generator=gen(111)), SHAPE)
     s = (2 * d + 3 * d - d).simplify()
     assert type(s) is Scaled and s.c == 4 and s.op is d
 

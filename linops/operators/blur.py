@@ -17,7 +17,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..base import LinearOperator, as_shape
+from ..base import LinearOperator, as_shape, require_finite
 from ..cuda import blur as blur_kernels
 from ..cuda import dispatch
 from ..rules import composition_rules, sum_rules
@@ -62,6 +62,8 @@ def good_fft_size(n: int) -> int:
 def _check_kernel(kernel, in_shape, name):
     if kernel.ndim not in (2, 3):
         raise ValueError(f"{name} kernel must have shape (kh, kw) or (C, kh, kw), got {tuple(kernel.shape)}")
+    if kernel.numel() == 0:
+        raise ValueError(f"{name} kernel must have at least one tap along each axis, got shape {tuple(kernel.shape)}")
     if kernel.ndim == 3 and (len(in_shape) < 3 or in_shape[-3] != kernel.shape[0]):
         raise ValueError(
             f"{name}: a per-channel kernel of shape {tuple(kernel.shape)} needs in_shape (..., "
@@ -71,12 +73,23 @@ def _check_kernel(kernel, in_shape, name):
         raise ValueError(f"{name}: kernel {tuple(kernel.shape[-2:])} is larger than the image {in_shape[-2:]}")
 
 
-def _as_kernel(kernel, dtype):
+#: precisions that torch's CPU FFT does not support (and CUDA only for power-of-two sizes)
+HALF_PRECISIONS = (torch.float16, torch.bfloat16)
+
+
+def _as_kernel(kernel, dtype, name):
+    """The kernel as a real floating tensor of finite entries (dtype `dtype`, else its own, else the
+    default dtype for an integer kernel). A complex kernel is refused, not cast to its real part."""
     k = torch.as_tensor(kernel)
+    if k.is_complex() or (dtype is not None and dtype.is_complex):
+        raise TypeError(
+            f"{name} kernel must be real: the blur is a real convolution, got {dtype if dtype is not None else k.dtype}"
+        )
     if dtype is not None:
         k = k.to(dtype)
     elif not k.dtype.is_floating_point:
         k = k.to(torch.get_default_dtype())
+    require_finite(k, f"{name} kernel")
     return k
 
 
@@ -93,7 +106,13 @@ class CircularBlur(LinearOperator):
     """
 
     def __init__(self, kernel, in_shape, *, dtype: torch.dtype | None = None):
-        k = _as_kernel(kernel, dtype)
+        k = _as_kernel(kernel, dtype, "CircularBlur")
+        if k.dtype in HALF_PRECISIONS:
+            raise TypeError(
+                f"CircularBlur kernel dtype {k.dtype} is not supported: the circular blur runs on torch's FFT, "
+                "which needs float32 or float64; pass dtype=torch.float32, or use Blur(kernel, in_shape, 'circular'), "
+                "which convolves directly in half precision."
+            )
         in_shape = as_shape(in_shape, "in_shape")
         if len(in_shape) < 2:
             raise ValueError(f"CircularBlur needs in_shape (..., H, W), got {in_shape}")
@@ -232,7 +251,7 @@ class Blur(LinearOperator):
         method: ConvolutionMethod | None = None,
         dtype: torch.dtype | None = None,
     ):
-        k = _as_kernel(kernel, dtype)
+        k = _as_kernel(kernel, dtype, "Blur")
         in_shape = as_shape(in_shape, "in_shape")
         if len(in_shape) < 2:
             raise ValueError(f"Blur needs in_shape (..., H, W), got {in_shape}")
@@ -254,6 +273,7 @@ class Blur(LinearOperator):
         # conv2d correlates; correlating with flip(k) convolves with k
         self.weight = k.flip(-1, -2).reshape(-1, 1, kh, kw)
         self.fft_shape = (good_fft_size(Hp), good_fft_size(Wp))
+        self.method_for(1)  # refuses a fixed FFT in half precision now rather than at the first call
 
     @property
     def transfer(self) -> torch.Tensor:
@@ -264,7 +284,15 @@ class Blur(LinearOperator):
         return self._cache["transfer"]
 
     def method_for(self, planes: int) -> ConvolutionMethod:
-        """The method a call on `planes` H x W planes uses (the fixed one, else the cheaper)."""
+        """The method a call on `planes` H x W planes uses: the fixed one, else the cheaper; always
+        DIRECT in half precision (float16, bfloat16), where torch's FFT is unsupported."""
+        if self.kernel.dtype in HALF_PRECISIONS:
+            if self.fixed_method is ConvolutionMethod.FFT:
+                raise ValueError(
+                    f"Blur: method=ConvolutionMethod.FFT needs a float32 or float64 kernel, got {self.kernel.dtype} "
+                    "(torch's FFT does not support half precision); use method=ConvolutionMethod.DIRECT or None."
+                )
+            return ConvolutionMethod.DIRECT
         if self.fixed_method is not None:
             return self.fixed_method
         kh, kw = self.kernel.shape[-2:]
@@ -329,7 +357,7 @@ class SeparableBlur(LinearOperator):
         *,
         dtype: torch.dtype | None = None,
     ):
-        kr, kc = _as_kernel(kernel_rows, dtype), _as_kernel(kernel_cols, dtype)
+        kr, kc = _as_kernel(kernel_rows, dtype, "SeparableBlur"), _as_kernel(kernel_cols, dtype, "SeparableBlur")
         if kr.ndim != 1 or kc.ndim != 1:
             raise ValueError(f"SeparableBlur takes two 1-D kernels, got shapes {tuple(kr.shape)}, {tuple(kc.shape)}")
         if kr.dtype != kc.dtype:

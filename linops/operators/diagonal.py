@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..base import LinearOperator, as_shape
+from ..base import LinearOperator, as_shape, require_finite
 from ..rules import adjoint_rules, composition_rules, sum_rules
 from .identity import Identity
 
@@ -25,13 +25,15 @@ def _broadcast_in_shape(weights: torch.Tensor, in_shape, name: str):
 class Diagonal(LinearOperator):
     """D x = w ⊙ x, with D^H y = conj(w) ⊙ y.
 
-    `weights` has shape `in_shape` or broadcasts to it (e.g. a (1, H, W) map shared by channels).
+    `weights` has shape `in_shape` or broadcasts to it (e.g. a (1, H, W) map shared by channels),
+    and finite entries. Integer or boolean weights become the default floating dtype.
     """
 
     def __init__(self, weights, in_shape=None):
         w = torch.as_tensor(weights)
         if not (w.dtype.is_floating_point or w.dtype.is_complex):
             w = w.to(torch.get_default_dtype())
+        require_finite(w, f"{type(self).__name__} weights")
         in_shape = _broadcast_in_shape(w, in_shape, type(self).__name__)
         super().__init__(in_shape, in_shape, dtype=w.dtype, device=w.device)
         self.weights = w
@@ -53,16 +55,21 @@ class Diagonal(LinearOperator):
 class Mask(Diagonal):
     """M x = m ⊙ x with m in {0, 1}: self-adjoint and idempotent (M M = M), an orthogonal projector.
 
-    `mask` is boolean or 0/1-valued; `dtype` sets the precision of the operator.
+    `mask` is boolean or 0/1-valued. `dtype` (floating or complex) sets the precision of the
+    operator; by default that of a floating `mask`, else the default dtype (float32).
     """
 
     is_self_adjoint = True
 
-    def __init__(self, mask, in_shape=None, *, dtype: torch.dtype = torch.float32):
+    def __init__(self, mask, in_shape=None, *, dtype: torch.dtype | None = None):
         m = torch.as_tensor(mask)
         if m.dtype != torch.bool:
             if not bool(((m == 0) | (m == 1)).all()):
                 raise ValueError("Mask entries must be 0 or 1; use Diagonal for general weights")
+        if dtype is None:
+            dtype = m.dtype if (m.dtype.is_floating_point or m.dtype.is_complex) else torch.get_default_dtype()
+        elif not isinstance(dtype, torch.dtype) or not (dtype.is_floating_point or dtype.is_complex):
+            raise TypeError(f"Mask: dtype must be a floating or complex torch.dtype, got {dtype!r}")
         super().__init__(m.to(dtype), in_shape)
 
 

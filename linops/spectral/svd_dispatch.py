@@ -88,6 +88,7 @@ def svd(
     algorithm: DenseSVD | GramEigh | SymmetricGramEigh | RandomizedSVD | None = None,
     *,
     cache_dir: str | os.PathLike | None = None,
+    cache_max_bytes: int | None = None,
 ) -> SVD:
     """The SVD A = U diag(s) V^H, with U and V as operators (conventions in `SVD`).
 
@@ -101,8 +102,12 @@ def svd(
       RandomizedSVD()  top-k or above-threshold randomized SVD through A and A^H only.
 
     The result is cached on the operator instance (one entry per algorithm value: the second call
-    returns the same object). `cache_dir` opts in to an on-disk cache of computed SVDs, keyed by
-    `cache.fingerprint(A, algorithm)`.
+    returns the same object). `cache_dir` opts in to an on-disk cache of computed SVDs (see
+    `linops.spectral.cache`): keyed by A's exact parameters and the algorithm value, verified on a
+    probe before use, (m + n + 1) k itemsize bytes per entry; an unreadable or mismatched file is
+    recomputed with a warning, an unwritable folder costs a warning, not the result.
+    `cache_max_bytes` caps the folder's size (default: $LINOPS_CACHE_MAX_BYTES, else no cap), evicting
+    the least recently used entries.
     """
     if not isinstance(A, LinearOperator):
         raise TypeError(f"svd takes a LinearOperator, got {type(A).__name__}")
@@ -120,12 +125,12 @@ def svd(
         if out is None:
             if math.prod(A.shape) > DENSE_LIMIT:
                 raise ValueError(dense_size_message(A, DENSE_LIMIT))
-            out = _computed(A, DenseSVD(), cache_dir)
+            out = _computed(A, DenseSVD(), cache_dir, cache_max_bytes)
             A._cache.setdefault(("svd", DenseSVD()), out)
         elif out.structured:
             A._cache.setdefault(("svd", "structured"), out)
     else:
-        out = _computed(A, algorithm, cache_dir)
+        out = _computed(A, algorithm, cache_dir, cache_max_bytes)
     A._cache[key] = out
     return out
 
@@ -179,11 +184,12 @@ def _same_expression(a: LinearOperator, b: LinearOperator) -> bool:
     return all(_same_expression(x, y) for x, y in zip(a.operands, b.operands))
 
 
-def _computed(A: LinearOperator, algorithm, cache_dir) -> SVD:
+def _computed(A: LinearOperator, algorithm, cache_dir, cache_max_bytes=None) -> SVD:
     key = None
     if cache_dir is not None:
+        max_bytes = cache.max_bytes_setting(cache_max_bytes)  # a bad setting fails now, not after the work
         key = cache.fingerprint(A, algorithm)
-        hit = cache.load(cache_dir, key, A)
+        hit = cache.load(cache_dir, key, A, algorithm)
         if hit is not None:
             return hit
     if isinstance(algorithm, DenseSVD):
@@ -195,7 +201,7 @@ def _computed(A: LinearOperator, algorithm, cache_dir) -> SVD:
     else:
         out = randomized_svd(A, algorithm)
     if key is not None:
-        cache.save(cache_dir, key, out)
+        cache.save(cache_dir, key, out, A, algorithm, max_bytes=max_bytes)
     return out
 
 

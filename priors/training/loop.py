@@ -11,6 +11,9 @@ Checkpoints are plain dicts of tensors and numbers, read back with `torch.load(w
 
 On a small shared CPU, `torch.set_num_threads(1)` is often several times faster than the default for
 small networks: idle intra-op threads spin while other processes hold the cores.
+
+Several processes (torchrun) train one model together with `distributed=` (see
+`priors.training.distributed`): the same loss curve as one process with the same global batch.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from .distributed import Distributed
 
 CHECKPOINT_FORMAT = "priors.training.checkpoint/1"
 
@@ -133,6 +138,7 @@ def train(
     progress: bool = True,
     callback: Callable[[int, float], None] | None = None,
     device: torch.device | str | None = None,
+    distributed: Distributed | None = None,
 ) -> TrainResult:
     """Run `steps` optimisation steps in total (a resumed run does only the remaining ones).
 
@@ -149,8 +155,12 @@ def train(
         checkpoint_path: where checkpoints go; written every `checkpoint_every` steps (0: only at the end).
         resume_from: a checkpoint to continue from (its model, optimizer, scheduler, generator, history).
         progress: show a tqdm progress bar.
-        callback: called as callback(step, loss) after every step.
+        callback: called as callback(step, loss) after every step (on rank 0 only in a distributed run).
         device: the generator's device (default: that of the model's first parameter).
+        distributed: this process's place in a data-parallel run (`distributed.from_environment()`):
+            each rank runs the network on its share of every global batch, gradients are summed over
+            ranks, and only rank 0 writes checkpoints and shows progress; the history (the global loss)
+            is the same on every rank and equals the single-process one up to rounding.
 
     Raises FloatingPointError, naming the step, when the loss is not finite.
     """
@@ -161,8 +171,11 @@ def train(
     generator = torch.Generator(device=device).manual_seed(int(seed))
     history: list[float] = []
     start = 0
+    main = distributed is None or distributed.is_main
     if resume_from is not None:
-        state = load_checkpoint(resume_from)
+        state = load_checkpoint(resume_from) if main else None
+        if distributed is not None:
+            state = distributed.broadcast(state)  # rank 0 reads; every rank resumes from the same state
         try:
             model.load_state_dict(state["model"])
         except RuntimeError as err:
@@ -177,6 +190,9 @@ def train(
             raise ValueError(f"checkpoint {resume_from} was written by a run with seed {state['seed']}, not {seed}")
     batches = _Batches(data, generator, start)
     result = TrainResult(history=history, step=start)
+    net, scale = model, 1
+    if distributed is not None and distributed.world_size > 1:
+        net, scale = distributed.wrap(model), distributed.world_size
 
     written = [-1]
 
@@ -196,15 +212,16 @@ def train(
     from tqdm.auto import tqdm
 
     model.train()
-    bar = tqdm(range(start, steps), initial=start, total=steps, disable=not progress, desc="train", leave=False)
+    show = progress and main
+    bar = tqdm(range(start, steps), initial=start, total=steps, disable=not show, desc="train", leave=False)
     for step in bar:
-        value = loss(model, batches.draw(), generator)
+        value = loss(net, batches.draw(), generator)
         if not torch.isfinite(value):
             raise FloatingPointError(
                 f"the loss is {float(value.detach())} at step {step}; lower the learning rate or check the data"
             )
         optimizer.zero_grad(set_to_none=True)
-        value.backward()
+        (value * scale if scale != 1 else value).backward()  # DDP averages over ranks: times W sums the shares
         if grad_clip is not None:
             nn.utils.clip_grad_norm_(params, grad_clip)
         optimizer.step()
@@ -212,14 +229,14 @@ def train(
             scheduler.step()
         history.append(float(value.detach()))
         result.step = step + 1
-        if progress:
+        if show:
             bar.set_postfix(loss=f"{history[-1]:.4g}")
-        if callback is not None:
+        if callback is not None and main:
             callback(step, history[-1])
-        if checkpoint_path is not None and checkpoint_every and (step + 1) % checkpoint_every == 0:
+        if main and checkpoint_path is not None and checkpoint_every and (step + 1) % checkpoint_every == 0:
             checkpoint(step + 1)
     bar.close()
-    if checkpoint_path is not None and written[0] != result.step:
+    if main and checkpoint_path is not None and written[0] != result.step:
         checkpoint(result.step)
     return result
 

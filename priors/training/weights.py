@@ -6,13 +6,19 @@
 
     prior = load_network_prior("unet.safetensors")     # rebuilds the network and wraps it as a NetworkPrior
 
-Loading checks every key and shape against the model and names the ones that differ; an unreadable
-file raises ValueError saying so. Nothing is unpickled.
+Loading validates every metadata field first (each error names the field), checks the weights' SHA-256
+when the metadata records it (`save_weights` does), sizes the network on the meta device (no memory)
+and refuses one above `MAX_PARAMETERS`, and compares every key and shape of the file (read from its
+header) with the network before building it; an unreadable file raises ValueError saying so. Nothing
+is unpickled.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +30,9 @@ from ..network import Conditioning, NetworkPrior, Prediction, VPSchedule
 from ..protocol import UNIT, Convention
 
 METADATA_FORMAT = "priors.weights/1"
+
+#: the largest network `load_network_prior` builds unless told otherwise: 2.5e8 parameters, 1 GB in float32
+MAX_PARAMETERS = 250_000_000
 
 
 def _architectures() -> dict[str, type[nn.Module]]:
@@ -54,6 +63,7 @@ class WeightsMetadata:
     sigma_range: tuple[float, float] | None = None
     vp_betas: list[float] | None = None
     extra: dict = field(default_factory=dict)
+    sha256: str | None = field(default=None, compare=False)
 
     @classmethod
     def for_network(cls, model: nn.Module, **fields) -> WeightsMetadata:
@@ -78,27 +88,105 @@ class WeightsMetadata:
             "sigma_range": list(self.sigma_range) if self.sigma_range is not None else None,
             "vp_betas": self.vp_betas,
             "extra": self.extra,
+            **({"sha256": self.sha256} if self.sha256 is not None else {}),
         }
 
     @classmethod
     def from_json(cls, data: dict, source: str = "metadata") -> WeightsMetadata:
+        """Every field validated, each error naming it (ValueError "... has invalid or missing fields: ...")."""
         if not isinstance(data, dict) or data.get("format") != METADATA_FORMAT:
             raise ValueError(f"{source} is not priors weights metadata (expected format {METADATA_FORMAT!r})")
-        try:
-            c = data["convention"]
-            sr = data.get("sigma_range")
-            return cls(
-                architecture=data["architecture"],
-                kwargs=dict(data["kwargs"]),
-                prediction=Prediction(data["prediction"]),
-                conditioning=Conditioning(data["conditioning"]),
-                convention=Convention(float(c["scale"]), float(c["offset"]), str(c["name"])),
-                sigma_range=(float(sr[0]), float(sr[1])) if sr is not None else None,
-                vp_betas=data.get("vp_betas"),
-                extra=dict(data.get("extra") or {}),
-            )
-        except (KeyError, TypeError, ValueError, IndexError) as err:
-            raise ValueError(f"{source} has invalid or missing fields: {err!r}") from None
+        architecture = data.get("architecture")
+        if not isinstance(architecture, str) or not architecture:
+            present = "architecture" in data
+            raise _field_error(source, "architecture", "a class name (e.g. 'UNet')", architecture, present)
+        kwargs = data.get("kwargs")
+        if not isinstance(kwargs, dict):
+            raise _field_error(source, "kwargs", "a JSON object of constructor arguments", kwargs, "kwargs" in data)
+        extra = data.get("extra")
+        if extra is not None and not isinstance(extra, dict):
+            raise _field_error(source, "extra", "a JSON object or null", extra, True)
+        return cls(
+            architecture=architecture,
+            kwargs=dict(kwargs),
+            prediction=_enum_field(source, data, "prediction", Prediction),
+            conditioning=_enum_field(source, data, "conditioning", Conditioning),
+            convention=convention_from_json(data.get("convention"), source, present="convention" in data),
+            sigma_range=sigma_range_from_json(data.get("sigma_range"), source),
+            vp_betas=vp_betas_from_json(data.get("vp_betas"), source),
+            extra=dict(extra or {}),
+            sha256=sha256_from_json(data.get("sha256"), source, "sha256") if data.get("sha256") is not None else None,
+        )
+
+
+def _field_error(source: str, name: str, expected: str, value, present: bool) -> ValueError:
+    given = f"got {json.dumps(value)[:80]}" if present else "it is missing"
+    return ValueError(f"{source} has invalid or missing fields: {name!r} must be {expected}; {given}")
+
+
+def _enum_field(source: str, data: dict, name: str, kind):
+    values = [m.value for m in kind]
+    try:
+        return kind(data.get(name))
+    except ValueError:
+        raise _field_error(source, name, f"one of {values}", data.get(name), name in data) from None
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def convention_from_json(value, source: str = "metadata", *, present: bool = True) -> Convention:
+    """The `convention` field {"scale": s > 0, "offset": o, "name": str} (finite numbers) as a Convention."""
+    ok = (
+        isinstance(value, dict)
+        and _finite(value.get("scale"))
+        and _finite(value.get("offset"))
+        and isinstance(value.get("name"), str)
+        and value["scale"] > 0
+    )
+    if not ok:
+        raise _field_error(
+            source, "convention", '{"scale": finite > 0, "offset": finite, "name": text} (the units of the training '
+            "images, x = scale u + offset for u in [0, 1])", value, present,
+        )
+    return Convention(float(value["scale"]), float(value["offset"]), value["name"])
+
+
+def sigma_range_from_json(value, source: str = "metadata") -> tuple[float, float] | None:
+    """null, or [sigma_min, sigma_max] with 0 < sigma_min <= sigma_max finite."""
+    if value is None:
+        return None
+    pair = isinstance(value, list) and len(value) == 2 and all(_finite(v) for v in value)
+    if not (pair and 0 < value[0] <= value[1]):
+        raise _field_error(source, "sigma_range", "null or [sigma_min, sigma_max] with 0 < sigma_min <= sigma_max",
+                           value, True)
+    return (float(value[0]), float(value[1]))
+
+
+def vp_betas_from_json(value, source: str = "metadata") -> list[float] | None:
+    """null, or a non-empty list of betas in (0, 1) (the DDPM schedule of a VP-trained network)."""
+    if value is None:
+        return None
+    if not (isinstance(value, list) and value and all(_finite(b) and 0 < b < 1 for b in value)):
+        raise _field_error(source, "vp_betas", "null or a non-empty list of numbers in (0, 1)", value, True)
+    return [float(b) for b in value]
+
+
+def sha256_from_json(value, source: str, name: str = "sha256") -> str:
+    """A SHA-256 hex digest (64 hex digits, any case) from a metadata field, lower-cased."""
+    if not (isinstance(value, str) and re.fullmatch(r"[0-9a-fA-F]{64}", value)):
+        raise _field_error(source, name, "the weights file's SHA-256 (64 hex digits)", value, value is not None)
+    return value.lower()
+
+
+def file_sha256(path) -> str:
+    """The SHA-256 hex digest of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def metadata_path(weights_path) -> Path:
@@ -115,8 +203,26 @@ def save_weights(path, model: nn.Module, metadata: WeightsMetadata | None = None
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     save_file(state, str(path), metadata={"format": METADATA_FORMAT})
     if metadata is not None:
-        metadata_path(path).write_text(json.dumps(metadata.to_json(), indent=2))
+        record = {**metadata.to_json(), "sha256": file_sha256(path)}
+        metadata_path(path).write_text(json.dumps(record, indent=2))
     return path
+
+
+def read_shapes(path) -> dict[str, tuple[int, ...]]:
+    """The tensor shapes of a safetensors file, from its header alone (nothing is loaded)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no weights file at {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as err:
+        raise ValueError(
+            f"cannot read weights from {path}: {err.__class__.__name__}: {err}. "
+            "The file is corrupt, truncated, or not a safetensors file."
+        ) from None
 
 
 def read_state(path) -> dict[str, torch.Tensor]:
@@ -135,15 +241,17 @@ def read_state(path) -> dict[str, torch.Tensor]:
         ) from None
 
 
-def check_state(state: Mapping[str, torch.Tensor], model: nn.Module, source: str = "the weights") -> None:
-    """Raise ValueError naming missing keys, unexpected keys and shape mismatches between state and model."""
+def check_state(state: Mapping, model: nn.Module, source: str = "the weights") -> None:
+    """Raise ValueError naming missing keys, unexpected keys and shape mismatches between state (tensors, or
+    shapes as from `read_shapes`) and model (which may live on the meta device)."""
     expected = model.state_dict()
+    shape = lambda v: tuple(v.shape) if isinstance(v, torch.Tensor) else tuple(v)  # noqa: E731
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     shapes = [
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        f"{k}: file {shape(state[k])} vs model {tuple(expected[k].shape)}"
         for k in sorted(set(state) & set(expected))
-        if tuple(state[k].shape) != tuple(expected[k].shape)
+        if shape(state[k]) != tuple(expected[k].shape)
     ]
     if missing or unexpected or shapes:
         parts = []
@@ -180,24 +288,59 @@ def read_metadata(path) -> WeightsMetadata:
     return WeightsMetadata.from_json(data, source=str(meta))
 
 
+def skeleton(cls: type[nn.Module], kwargs: dict, source: str) -> nn.Module:
+    """cls(**kwargs) built on the meta device: its parameter shapes without allocating their memory."""
+    try:
+        with torch.device("meta"):
+            return cls(**kwargs)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{source} has invalid or missing fields: cannot build {cls.__name__} from 'kwargs' "
+                         f"{json.dumps(kwargs)[:200]}: {err}") from None
+
+
+def check_size(model: nn.Module, source: str, max_parameters: int) -> int:
+    """The number of parameters of `model`; ValueError naming the architecture fields when above the bound."""
+    count = sum(p.numel() for p in model.parameters())
+    if count > max_parameters:
+        config = getattr(model, "config", None)
+        raise ValueError(
+            f"{source}: the network described by 'kwargs' {json.dumps(config) if config else ''} has {count:,} "
+            f"parameters ({count * 4 / 2**30:.1f} GiB in float32), above the limit of {max_parameters:,}; "
+            "pass max_parameters=... to load it anyway"
+        )
+    return count
+
+
 def load_network_prior(
-    path, *, architectures: Mapping[str, type[nn.Module]] | None = None, device: torch.device | str = "cpu"
+    path,
+    *,
+    architectures: Mapping[str, type[nn.Module]] | None = None,
+    device: torch.device | str = "cpu",
+    max_parameters: int = MAX_PARAMETERS,
 ) -> NetworkPrior:
     """Rebuild the network named in the metadata, load its weights and wrap it as a NetworkPrior (eval mode).
 
-    `architectures` adds or overrides entries of the registry {"UNet": UNet}.
+    In this order, so that a bad file costs nothing: every metadata field validated; the weights' SHA-256
+    compared with the one recorded (when recorded); the network sized on the meta device and refused
+    above `max_parameters`; the file's keys and shapes (its header) compared with the network's; only
+    then the network built and the weights loaded. `architectures` adds or overrides entries of the
+    registry {"UNet": UNet}.
     """
     meta = read_metadata(path)
+    source = str(metadata_path(path))
     registry = {**_architectures(), **(architectures or {})}
     if meta.architecture not in registry:
         raise ValueError(
-            f"unknown architecture {meta.architecture!r} in {metadata_path(path)}; known: {sorted(registry)}. "
+            f"unknown architecture {meta.architecture!r} in {source}; known: {sorted(registry)}. "
             "Pass architectures={name: class}."
         )
-    try:
-        model = registry[meta.architecture](**meta.kwargs)
-    except TypeError as err:
-        raise ValueError(f"cannot build {meta.architecture} from the kwargs in {metadata_path(path)}: {err}") from None
+    if meta.sha256 is not None and file_sha256(path) != meta.sha256:
+        raise ValueError(f"the weights file {path} is corrupt or was replaced: its SHA-256 differs from {source}'s")
+    cls = registry[meta.architecture]
+    shell = skeleton(cls, meta.kwargs, source)
+    check_size(shell, source, max_parameters)
+    check_state(read_shapes(path), shell, source=f"the weights in {path}")
+    model = cls(**meta.kwargs)
     load_weights(path, model)
     vp = VPSchedule(torch.tensor(meta.vp_betas, dtype=torch.float64)) if meta.vp_betas is not None else None
     prior = NetworkPrior(

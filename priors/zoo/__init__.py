@@ -12,6 +12,7 @@ python -m priors train ddgm-cells [--steps N] [--out DIR] [--resume]
 from .build import (
     bundled_directory,
     load,
+    load_file,
     measure_quality,
     model_card,
     names,
@@ -50,6 +51,7 @@ __all__ = [
     "UNetSpec",
     "bundled_directory",
     "load",
+    "load_file",
     "measure_quality",
     "model_card",
     "names",

@@ -12,7 +12,6 @@ A bundle is four files named after the recipe, in one directory (`priors/bundled
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import math
 import os
@@ -26,10 +25,21 @@ from torch import nn
 
 from ..data import Split, standardize
 from ..protocol import UNIT, Convention, standardized
-from ..training import check_state, read_state, smoothed, train
+from ..training import (
+    check_state,
+    convention_from_json,
+    file_sha256,
+    read_shapes,
+    read_state,
+    sha256_from_json,
+    smoothed,
+    train,
+)
+from ..training.distributed import Distributed
 from .catalog import RECIPES
 from .recipes import (
     Denoising,
+    FileData,
     IncrementalReconstruction,
     Normalization,
     PatchDenoising,
@@ -146,25 +156,35 @@ def train_recipe(
     resume: bool = False,
     progress: bool = True,
     command: str | None = None,
+    recipe_value: Recipe | None = None,
+    distributed: Distributed | None = None,
 ) -> Path:
     """Train recipe `name` from scratch (or `resume` its checkpoint in `out`) and write its bundle into
     `out`. `steps` overrides the recipe's step count (the recipe itself is recorded unchanged).
-    Returns the path of the metadata JSON."""
-    r = recipe(name)
+    `recipe_value` trains that recipe (e.g. on the user's own images) in place of the catalog's `name`.
+    Returns the path of the metadata JSON.
+
+    `distributed` (from `priors.training.distributed.from_environment()`, under torchrun): the processes
+    share every global batch of the recipe (the loss curve of one process, up to rounding); rank 0 alone
+    reads the checkpoint to resume from and writes the checkpoints and the bundle, and every rank
+    returns once it is written."""
+    r = recipe(name) if recipe_value is None else recipe_value
+    main = distributed is None or distributed.is_main
     paths = BundlePaths(Path(out), name)
-    paths.directory.mkdir(parents=True, exist_ok=True)
     total = r.optimization.steps if steps is None else int(steps)
     if total < 1:
         raise ValueError(f"steps must be at least 1, got {total}")
-    if resume and not paths.checkpoint.is_file():
-        raise FileNotFoundError(f"--resume: no checkpoint of {name} at {paths.checkpoint}")
+    if main:
+        paths.directory.mkdir(parents=True, exist_ok=True)
+        if resume and not paths.checkpoint.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint of {name} at {paths.checkpoint}")
 
     images, convention = training_images(r)
     model = r.build_network()
     opt = r.optimization
     optimizer = torch.optim.Adam(model.parameters(), lr=opt.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, opt.lr_factor(total))
-    earlier = json.loads(paths.clock.read_text())["wall_time_s"] if resume and paths.clock.is_file() else 0.0
+    earlier = json.loads(paths.clock.read_text())["wall_time_s"] if main and resume and paths.clock.is_file() else 0.0
     start = time.perf_counter()
 
     def tick(step: int, _loss: float) -> None:
@@ -185,7 +205,11 @@ def train_recipe(
         resume_from=paths.checkpoint if resume else None,
         progress=progress,
         callback=tick,
+        distributed=distributed,
     )
+    if not main:
+        distributed.barrier()  # wait for rank 0 to write the bundle
+        return paths.metadata
     wall = earlier + time.perf_counter() - start
     _write_json(paths.clock, {"wall_time_s": wall, "step": result.step})
     history = result.history
@@ -197,18 +221,21 @@ def train_recipe(
         "initial_loss": _final_loss(history[:FINAL_LOSS_WINDOW]),
         "command": command or f"python -m priors train {name}" + (f" --steps {total}" if steps else ""),
         "threads": torch.get_num_threads(),
+        "processes": distributed.world_size if distributed is not None else 1,
         "torch": torch.__version__,
         "date": datetime.date.today().isoformat(),
         "loss_curve": _decimate(history),
     }
     save_bundle(paths, r, model, convention, training)
-    prior = load(name, directory=paths.directory)
+    prior = load_file(paths.weights)
     quality = measure_quality(r, prior)
     meta = json.loads(paths.metadata.read_text())
     meta["quality"] = quality
     _write_json(paths.metadata, meta)
     plot_loss(history, paths.loss_plot, title=name)
     paths.card.write_text(model_card(meta))
+    if distributed is not None:
+        distributed.barrier()
     return paths.metadata
 
 
@@ -253,16 +280,12 @@ def save_bundle(paths: BundlePaths, r: Recipe, model: nn.Module, convention: Con
         "weights": {
             "file": paths.weights.name,
             "dtype": str(WEIGHTS_DTYPE).removeprefix("torch."),
-            "sha256": _sha256(paths.weights),
+            "sha256": file_sha256(paths.weights),
             "bytes": paths.weights.stat().st_size,
         },
         "training": training,
     }
     _write_json(paths.metadata, meta)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -290,35 +313,64 @@ def load(name: str, *, directory: str | os.PathLike | None = None, device: torch
     with its convention and sigma range, in eval mode, parameters frozen (gradients still flow to x).
 
     Reads `directory`/NAME.safetensors and NAME.json (default: the weights bundled with the package;
-    no network access). Raises ValueError for an unknown name (listing the available ones), a weights
+    no network access). Every field is checked before anything is built: the recipe must be the
+    registered one, the convention valid, and the weights' SHA-256 (mandatory) must match the file;
+    the file's keys and shapes are compared with the network's on the meta device. Raises ValueError
+    for an unknown name (listing the available ones), a missing or invalid field (named), a weights
     file that is corrupt or does not match its recorded checksum or recipe, FileNotFoundError for a
     missing file.
     """
     r = recipe(name)
     paths = BundlePaths(Path(directory) if directory is not None else bundled_directory(), name)
+    source = str(paths.metadata)
     meta = read_bundle_metadata(name, paths.directory)
-    trained = Recipe.from_json(meta.get("recipe"), source=str(paths.metadata))
+    trained = Recipe.from_json(meta.get("recipe"), source=source)
     if trained != r:
         raise ValueError(
             f"the weights of {name!r} in {paths.directory} were trained with a different recipe than the one "
             f"registered in priors.zoo; retrain them with `python -m priors train {name}`"
         )
+    return _load_bundle(r, paths, meta, device)
+
+
+def load_file(weights, *, device: torch.device | str = "cpu"):
+    """The prior of a bundle given by its weights file NAME.safetensors (beside NAME.json), built from the
+    recipe recorded in NAME.json: what `python -m priors train NAME --images PATH` writes, or a copy of
+    a bundled prior (whose recipe must then match the catalog's)."""
+    weights = Path(weights)
+    paths = BundlePaths(weights.parent, weights.stem)
+    meta = read_bundle_metadata(paths.name, paths.directory)
+    r = Recipe.from_json(meta.get("recipe"), source=str(paths.metadata))
+    if r.name in RECIPES and r.name == paths.name and not isinstance(r.data, FileData):
+        return load(paths.name, directory=paths.directory, device=device)
+    return _load_bundle(r, paths, meta, device)
+
+
+def _load_bundle(r: Recipe, paths: BundlePaths, meta: dict, device):
+    """Validate every field of the bundle's metadata, the weights' checksum (mandatory) and their shapes
+    (against the network built on the meta device), then build the prior."""
+    name, source = paths.name, str(paths.metadata)
+    convention = convention_from_json(meta.get("convention"), source, present="convention" in meta)
+    weights = meta.get("weights")
+    if not isinstance(weights, dict):
+        raise ValueError(f"{source} has invalid or missing fields: 'weights' must be a JSON object with the file's "
+                         f"sha256; got {json.dumps(weights)[:80]}")
+    expected = sha256_from_json(weights.get("sha256"), source, "weights.sha256")
     if not paths.weights.is_file():
         raise FileNotFoundError(
             f"no weights for prior {name!r} at {paths.weights}; rebuild them with `python -m priors train {name}`"
         )
-    expected = meta.get("weights", {}).get("sha256")
-    if expected is not None and _sha256(paths.weights) != expected:
+    if file_sha256(paths.weights) != expected:
         raise ValueError(
             f"the weights file {paths.weights} is corrupt: its SHA-256 differs from the one recorded in "
             f"{paths.metadata.name}; reinstall the package or retrain with `python -m priors train {name}`"
         )
+    with torch.device("meta"):
+        shell = r.build_network()
+    check_state(read_shapes(paths.weights), shell, source=f"the weights in {paths.weights}")
     state = read_state(paths.weights)
     model = r.build_network()
-    check_state(state, model, source=f"the weights in {paths.weights}")
     model.load_state_dict({k: v.to(torch.float32) if v.is_floating_point() else v for k, v in state.items()})
-    c = meta["convention"]
-    convention = Convention(float(c["scale"]), float(c["offset"]), str(c["name"]))
     prior = r.objective.wrap(model, convention, (1, r.data.size, r.data.size))
     prior.requires_grad_(False)
     return prior.to(device).eval()
@@ -353,7 +405,7 @@ def measure_quality(r: Recipe, prior, count: int = QUALITY_IMAGES) -> dict:
     against that of A_tau y_t."""
     clean, _ = training_images(r, Split.TEST, count)
     g = torch.Generator().manual_seed(QUALITY_SEED)
-    out = {"images": count, "split": "test", "image_size": clean.shape[-1]}
+    out = {"images": clean.shape[0], "split": "test", "image_size": clean.shape[-1]}
     if isinstance(r.objective, IncrementalReconstruction):
         rows = []
         for t in QUALITY_SEVERITIES:
@@ -438,8 +490,6 @@ def model_card(meta: dict) -> str:
     d, net, obj, opt = r.data, r.network, r.objective, r.optimization
     tr, q = meta["training"], meta.get("quality", {})
     conv = meta["convention"]["name"]
-    crop = f", random {d.crop} x {d.crop} crops" if d.crop else ""
-    aug = ", random flips and quarter turns" if d.dihedral else ""
     lines = [
         f"# {r.name}",
         "",
@@ -447,12 +497,12 @@ def model_card(meta: dict) -> str:
         "",
         "```python",
         "import priors",
-        f'prior = priors.load("{r.name}")   # {type_name(obj)}',
+        (f'prior = priors.load("{r.name}")   # {type_name(obj)}' if not isinstance(d, FileData) else
+         f'prior = priors.zoo.load_file("{r.name}.safetensors")   # {type_name(obj)}'),
         "```",
         "",
         "## Data",
-        f"- `ProceduralImages(Family.{d.family.name}, size={d.size}, count={d.count}, seed={d.seed}, "
-        f"split=Split.TRAIN)`{crop}{aug}.",
+        f"- {d.describe()}",
         f"- Normalisation: {_DATA_NOTES[d.normalization].format(conv=conv)}",
         "",
         "## Model",
@@ -463,13 +513,17 @@ def model_card(meta: dict) -> str:
         f"- Convention: `{conv}`; " + _range_note(obj),
         "",
         "## Training",
-        f"- Command: `{tr['command']}` (recipe `{r.name}` in `priors/zoo/catalog.py`).",
+        f"- Command: `{tr['command']}` "
+        + (f"(recipe `{r.name}` in `priors/zoo/catalog.py`)." if not isinstance(d, FileData)
+           else f"(its recipe is recorded in `{r.name}.json`; `python -m solvers reconstruct ... --prior "
+                f"{r.name}.safetensors` uses it)."),
         f"- Adam, lr {opt.lr:g} (warm-up {opt.warmup} steps, cosine decay to {opt.final_lr_fraction:g} lr), "
         f"batch {opt.batch_size}, gradient clip {opt.grad_clip}, seed {opt.seed}.",
         f"- Steps: {tr['steps']}"
         + ("" if tr["steps"] == tr["recipe_steps"] else f" (recipe: {tr['recipe_steps']})")
-        + f"; wall time {tr['wall_time_s'] / 60:.1f} min on {tr['threads']} CPU thread(s) of a shared 2-core "
-        f"machine (torch {tr['torch']}, {tr['date']}).",
+        + f"; wall time {tr['wall_time_s'] / 60:.1f} min on {tr['threads']} CPU thread(s)"
+        + (f" in each of {tr['processes']} processes (torchrun)" if tr.get("processes", 1) > 1 else "")
+        + f" of a shared 2-core machine (torch {tr['torch']}, {tr['date']}).",
         f"- Loss (mean of the last {FINAL_LOSS_WINDOW} steps): {tr['final_loss']:.4g} "
         f"(first {FINAL_LOSS_WINDOW} steps: {tr['initial_loss']:.4g}).",
         "",

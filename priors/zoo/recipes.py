@@ -65,10 +65,111 @@ class DataSpec:
         side = self.crop if self.crop is not None else self.size
         return (1, side, side)
 
+    def describe(self) -> str:
+        crop = f", random {self.crop} x {self.crop} crops" if self.crop else ""
+        aug = ", random flips and quarter turns" if self.dihedral else ""
+        return (f"`ProceduralImages(Family.{self.family.name}, size={self.size}, count={self.count}, "
+                f"seed={self.seed}, split=Split.TRAIN)`{crop}{aug}.")
+
     def images(self, split: Split = Split.TRAIN, count: int | None = None):
         from ..data import ProceduralImages
 
         return ProceduralImages(self.family, self.size, self.count if count is None else count, self.seed, split)
+
+
+class _Tiles:
+    """Already-cut images, with the `.tensor()` of `ProceduralImages`."""
+
+    def __init__(self, images: torch.Tensor):
+        self.images = images
+
+    def tensor(self) -> torch.Tensor:
+        return self.images
+
+
+@dataclass(frozen=True)
+class FileData:
+    """The user's own images (`python -m priors train NAME --images PATH`): every 2-D image of `source`
+    (one MRC/TIFF/NPY/PNG stack or a folder of them, `priors.data.files.read_images`) cut into
+    non-overlapping `size` x `size` tiles, row-major, constant tiles dropped; all tiles mapped to [0, 1]
+    by the global minimum and maximum, then normalised like `DataSpec`. The last `held_out` tiles are
+    the test split (the model card's quality check), the others the training split. `sha256` identifies
+    the tiles (a changed file changes it, and loading the recipe's data then fails loudly)."""
+
+    source: str
+    size: int
+    count: int
+    held_out: int
+    sha256: str
+    normalization: Normalization = Normalization.STANDARDIZE
+    crop: int | None = None
+    dihedral: bool = True
+
+    def __post_init__(self):
+        object.__setattr__(self, "normalization", Normalization(self.normalization))
+        if self.crop is not None and not 8 <= self.crop <= self.size:
+            raise ValueError(f"crop must lie in [8, size={self.size}], got {self.crop}")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        side = self.crop if self.crop is not None else self.size
+        return (1, side, side)
+
+    @classmethod
+    def from_files(cls, source, size: int, *, crop: int | None = None, held_out_fraction: float = 0.1,
+                   normalization: Normalization = Normalization.STANDARDIZE, dihedral: bool = True) -> FileData:
+        """The spec of the tiles of `source` (reads the files once to count and hash them)."""
+        tiles = file_tiles(source, size)
+        if tiles.shape[0] < 2:
+            raise ValueError(f"{source}: {tiles.shape[0]} tile of {size} x {size}; need at least 2 (one held out)")
+        held_out = min(max(1, round(held_out_fraction * tiles.shape[0])), tiles.shape[0] - 1)
+        count = tiles.shape[0] - held_out
+        return cls(str(source), size, count, held_out, _digest(tiles), normalization, crop, dihedral)
+
+    def tiles(self) -> torch.Tensor:
+        tiles = file_tiles(self.source, self.size)
+        if _digest(tiles) != self.sha256:
+            raise ValueError(f"the images in {self.source} changed since this recipe was made (their SHA-256 differs)")
+        return tiles
+
+    def images(self, split: Split = Split.TRAIN, count: int | None = None):
+        tiles = self.tiles()
+        part = tiles[self.count :] if split is not Split.TRAIN else tiles[: self.count]
+        return _Tiles(part if count is None else part[:count])
+
+    def describe(self) -> str:
+        return (f"{self.count} training tiles of {self.size} x {self.size} (and {self.held_out} held out) cut from "
+                f"the images in `{self.source}` (SHA-256 {self.sha256[:12]})")
+
+
+def file_tiles(source, size: int) -> torch.Tensor:
+    """The non-overlapping size x size tiles of every image in `source`, (N, 1, size, size) in [0, 1]."""
+    from ..data.files import read_images
+
+    if size < 8:
+        raise ValueError(f"the tile size must be at least 8 pixels, got {size}")
+    tiles = []
+    for index, image in enumerate(read_images(source)):
+        h, w = image.shape
+        if h < size or w < size:
+            raise ValueError(f"{source}: image {index} is {h} x {w}, smaller than the tile size {size}; use a smaller "
+                             "--size")
+        for i in range(0, h - size + 1, size):
+            for j in range(0, w - size + 1, size):
+                tile = image[i : i + size, j : j + size]
+                if float(tile.std()) > 1e-6 * max(float(abs(tile).max()), 1e-30):
+                    tiles.append(torch.from_numpy(tile.copy()))
+    if not tiles:
+        raise ValueError(f"{source}: no non-constant {size} x {size} tiles")
+    stack = torch.stack(tiles)[:, None].to(torch.float32)
+    lo, hi = float(stack.min()), float(stack.max())
+    return (stack - lo) / (hi - lo)
+
+
+def _digest(tiles: torch.Tensor) -> str:
+    import hashlib
+
+    return hashlib.sha256(tiles.numpy().tobytes()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -272,7 +373,7 @@ class Recipe:
     """Everything that reproduces one bundled prior: `python -m priors train NAME`."""
 
     name: str
-    data: DataSpec
+    data: DataSpec | FileData
     network: UNetSpec
     objective: Objective
     optimization: Optimization
@@ -290,7 +391,7 @@ class Recipe:
             "format": RECIPE_FORMAT,
             "name": self.name,
             "description": self.description,
-            "data": _to_json(self.data),
+            "data": _to_json(self.data) | ({"type": "FileData"} if isinstance(self.data, FileData) else {}),
             "network": _to_json(self.network),
             "objective": {"type": type(self.objective).__name__, **_to_json(self.objective)},
             "optimization": _to_json(self.optimization),
@@ -303,9 +404,11 @@ class Recipe:
         try:
             objective = dict(data["objective"])
             kind = _OBJECTIVES[objective.pop("type")]
+            spec = dict(data["data"])
+            data_kind = {"DataSpec": DataSpec, "FileData": FileData}[spec.pop("type", "DataSpec")]
             return cls(
                 name=str(data["name"]),
-                data=DataSpec(**data["data"]),
+                data=data_kind(**spec),
                 network=UNetSpec(**data["network"]),
                 objective=kind(**objective),
                 optimization=Optimization(**data["optimization"]),

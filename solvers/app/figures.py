@@ -48,26 +48,68 @@ def comparison_figure(x_true: torch.Tensor, rows, path, *, measurement: torch.Te
     return path
 
 
-def volume_preview(volume: np.ndarray, path, *, title=""):
-    """Three orthogonal central sections of a (D, H, W) volume, or the image itself for D = 1."""
-    volume = np.asarray(volume)
-    d, h, w = volume.shape
-    sections = [volume[d // 2]] if d == 1 else [volume[d // 2], volume[:, h // 2, :], volume[:, :, w // 2]]
-    names = ["slice"] if d == 1 else ["central slice (H x W)", "D x W", "D x H"]
-    lo, hi = np.percentile(volume, [0.5, 99.5])
-    fig, axes = plt.subplots(1, len(sections), figsize=(4 * len(sections), 4), squeeze=False)
-    for ax, section, name in zip(axes[0], sections, names):
-        ax.imshow(section, cmap="gray", vmin=lo, vmax=hi, aspect="auto")
-        ax.set_title(name, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if title:
-        fig.suptitle(title, fontsize=10)
+def volume_preview(volume, path, *, title="", voxel_size: float | None = None):
+    """`preview_figure` written to path (PNG) through a temporary file and a rename."""
+    from .io import atomic_write
+
+    fig = preview_figure(volume, title=title, voxel_size=voxel_size)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png"))
     plt.close(fig)
     return path
+
+
+def preview_figure(volume, *, title="", voxel_size: float | None = None):
+    """Three orthogonal central sections of a (D, H, W) volume (rows, thickness, cols), or the image
+    itself for D = 1: each at its true aspect ratio (square voxels), with its axes labelled (pixels, or
+    angstrom when `voxel_size` is given) and one shared grey scale shown by a colour bar. Only the
+    three sections are read (the volume may be a memory map)."""
+    d, h, w = volume.shape
+    middle_row, middle_col = _sections(volume)
+    unit = "A" if voxel_size else "px"
+    scale = voxel_size or 1.0
+    # (section, name, horizontal axis, vertical axis, (width, height) in pixels)
+    if d == 1:
+        panels = [(np.asarray(volume[0]), "slice", "cols (x)", "thickness (z)", (w, h))]
+    else:
+        panels = [
+            (np.asarray(volume[d // 2]), f"slice {d // 2}", "cols (x)", "thickness (z)", (w, h)),
+            (middle_row, f"at thickness {h // 2}", "cols (x)", "rows: tilt axis (y)", (w, d)),
+            (middle_col, f"at col {w // 2}", "thickness (z)", "rows: tilt axis (y)", (h, d)),
+        ]
+    values = np.concatenate([p[0].ravel() for p in panels])
+    lo, hi = np.percentile(values, [0.5, 99.5])
+    ratios = [pw / ph for *_, (pw, ph) in panels]
+    height = min(4.0, 12.0 / sum(ratios))  # every panel this tall (inches), at most 12 inches of panels wide
+    fig, axes = plt.subplots(1, len(panels), figsize=(height * sum(ratios) + 1.5 + 0.6 * len(panels), height + 1.3),
+                             squeeze=False, layout="constrained", gridspec_kw={"width_ratios": ratios})
+    image = None
+    for ax, (section, name, xlabel, ylabel, (pw, ph)) in zip(axes[0], panels):
+        image = ax.imshow(section, cmap="gray", vmin=lo, vmax=hi, aspect="equal", interpolation="nearest",
+                          extent=(0, pw * scale, ph * scale, 0))
+        ax.set_title(name, fontsize=8)
+        ax.set_xlabel(f"{xlabel} [{unit}]", fontsize=7)
+        ax.set_ylabel(f"{ylabel} [{unit}]", fontsize=7)
+        ax.tick_params(labelsize=6)
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="value (input units)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def _sections(volume, chunk: int = 16):
+    """The central (rows x cols) and (rows x thickness) sections of a (D, H, W) volume, read `chunk` slices
+    at a time with the memory map's pages released after each (so a large file is never all resident)."""
+    from priors.data.files import release
+
+    d, h, w = volume.shape
+    by_row, by_col = np.empty((d, w), dtype=np.float32), np.empty((d, h), dtype=np.float32)
+    for start in range(0, d, chunk):
+        block = np.asarray(volume[start : start + chunk], dtype=np.float32)
+        by_row[start : start + chunk], by_col[start : start + chunk] = block[:, h // 2, :], block[:, :, w // 2]
+        release(volume)
+    return by_row, by_col
 
 
 def curve_figure(xs, curves: dict, path, *, xlabel: str, ylabel: str, title: str = "", log_x: bool = False):

@@ -10,17 +10,18 @@ import torch
 from linops.base import precision_of
 from linops.spectral import CGLS, LSQR, solve
 
-from ..tracking import Result, Tracker
+from ..checks import check_int, check_real
+from ..problem import check_problem
+from ..tracking import Result
 
 
 def check_iterations(owner: str, iterations) -> None:
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
-        raise ValueError(f"{owner}: iterations must be a non-negative int, got {iterations!r}")
+    check_int(owner, "iterations", iterations, 0)
 
 
 def check_damping_and_tol(owner: str, damping: float, tol: float) -> None:
-    if not damping >= 0 or not tol >= 0:
-        raise ValueError(f"{owner}: damping and tol must be >= 0, got damping={damping}, tol={tol}")
+    check_real(owner, "damping", damping, 0)
+    check_real(owner, "tol", tol, 0)
 
 
 #: the stopping tolerance never goes below this many machine epsilons of A's precision
@@ -50,8 +51,10 @@ def krylov_reconstruction(
 ) -> Result:
     """Run `linops.solve(A, y, algorithm(...))` from x = 0 for at most `iterations` steps, recording every
     iterate x_k as a solver step; the run is shorter when the stopping test (`krylov_tolerance`) is met."""
+    problem = check_problem(name, y, A, x_true=x_true)
+    y = problem.y
     algorithm = algorithm(tol=krylov_tolerance(tol, A), max_iter=iterations)
-    track = Tracker(name, algorithm.max_iter, y, A, x_true=x_true, callback=callback, progress=progress)
+    track = problem.track(algorithm.max_iter, callback=callback, progress=progress)
 
     def record(k, x):
         track.gradients()  # one A and one A^H per iteration

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..tracking import Result, Tracker
+from ..checks import check_int, check_optional_real, check_real
+from ..problem import check_problem
+from ..tracking import Result
 
 
 def stable_step_size(A, step_size: float | None, step_fraction: float) -> float:
@@ -48,13 +50,16 @@ class AlgebraicReconstruction:
     step_fraction: float = 0.9
 
     def __post_init__(self):
-        if isinstance(self.iterations, bool) or not isinstance(self.iterations, int) or self.iterations < 0:
-            raise ValueError(f"iterations must be a non-negative int, got {self.iterations!r}")
+        check_int("AlgebraicReconstruction", "iterations", self.iterations, 0)
+        check_optional_real("AlgebraicReconstruction", "step_size", self.step_size, 0, low_open=True)
+        check_real("AlgebraicReconstruction", "step_fraction", self.step_fraction, 0, 1, low_open=True, high_open=True)
 
     def __call__(self, y, A, prior=None, *, generator=None, callback=None, progress=True, x_true=None) -> Result:
+        problem = check_problem("Algebraic", y, A, x_true=x_true)
+        y = problem.y
         lam = stable_step_size(A, self.step_size, self.step_fraction)
-        track = Tracker("Algebraic", self.iterations, y, A, x_true=x_true, callback=callback, progress=progress)
-        x = y.new_zeros((*y.shape[: y.ndim - len(A.out_shape)], *A.in_shape))
+        track = problem.track(self.iterations, callback=callback, progress=progress)
+        x = problem.zeros()
         for k in range(self.iterations):
             x = gradient_descent(x, y, A, lam, 1)
             track.gradients()

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from linops import FanBeamRadon, FilterWindow, Radon, fbp
 
-from ..tracking import Result, Tracker
+from ..problem import check_problem
+from ..tracking import Result
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,9 @@ class FilteredBackprojection:
                 f"got {A!r}; for other operators (compositions, deepinv physics) use CGLSReconstruction, "
                 "LSQRReconstruction or TVReconstruction."
             )
-        track = Tracker("FBP", 1, y, A, x_true=x_true, callback=callback, progress=progress)
+        problem = check_problem("FBP", y, A, x_true=x_true)
+        y = problem.y
+        track = problem.track(1, callback=callback, progress=progress)
         x = fbp(A, y, self.window)
         track.step(0, 0.0, x)
         return track.result(x)

@@ -17,17 +17,16 @@ import torch
 import linops
 from linops.base import precision_of
 
+from ..checks import check_int, check_optional_real, check_real
+from ..problem import check_problem
 from ..tracking import Result, Tracker
 
 
 def _check_settings(owner: str, iterations, tau, sigma, step_fraction) -> None:
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
-        raise ValueError(f"{owner}: iterations must be a non-negative int, got {iterations!r}")
-    for name, value in (("tau", tau), ("sigma", sigma)):
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise ValueError(f"{owner}: {name} must be a positive finite step or None, got {value!r}")
-    if not 0 < step_fraction < 1:
-        raise ValueError(f"{owner}: step_fraction must lie in (0, 1), got {step_fraction}")
+    check_int(owner, "iterations", iterations, 0)
+    check_optional_real(owner, "tau", tau, 0, low_open=True)
+    check_optional_real(owner, "sigma", sigma, 0, low_open=True)
+    check_real(owner, "step_fraction", step_fraction, 0, 1, low_open=True, high_open=True)
 
 
 @dataclass(frozen=True)
@@ -156,8 +155,10 @@ class TVReconstruction:
     axes: tuple[int, ...] = (-2, -1)
 
     def __post_init__(self):
-        if not (math.isfinite(self.weight) and self.weight >= 0):
-            raise ValueError(f"TVReconstruction: weight (lambda) must be finite and >= 0, got {self.weight!r}")
+        check_real("TVReconstruction", "weight (lambda)", self.weight, 0)
+        axes = self.axes
+        if not (isinstance(axes, tuple) and axes and all(type(a) is int for a in axes)):
+            raise TypeError(f"TVReconstruction: axes must be a non-empty tuple of ints, got {axes!r}")
         if not isinstance(self.algorithm, (PDHG, CondatVu)):
             raise TypeError(f"TVReconstruction: algorithm must be PDHG(...) or CondatVu(...), got {self.algorithm!r}")
 
@@ -172,13 +173,12 @@ class TVReconstruction:
         return data + self.weight * total_variation(x, self.gradient(A))
 
     def __call__(self, y, A, prior=None, *, generator=None, callback=None, progress=True, x_true=None) -> Result:
-        D = self.gradient(A)
         alg = self.algorithm
-        track = Tracker(
-            f"TV-{type(alg).__name__}", alg.iterations, y, A, x_true=x_true, callback=callback, progress=progress
-        )
-        batch = y.shape[: y.ndim - len(A.out_shape)]
-        x = torch.zeros((*batch, *A.in_shape), dtype=precision_of(A.dtype), device=y.device)
+        problem = check_problem(f"TV-{type(alg).__name__}", y, A, x_true=x_true)
+        y = problem.y
+        D = self.gradient(A)
+        track = problem.track(alg.iterations, callback=callback, progress=progress)
+        x = problem.zeros()
         run = {PDHG: pdhg, CondatVu: condat_vu}[type(alg)]
         x, _ = run(alg, x, y, A, D, self.weight, track)
         return track.result(x)

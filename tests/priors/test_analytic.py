@@ -301,7 +301,9 @@ def test_posterior_complex_fourier_sampling():
     a_r = torch.cat([a.real, a.imag])
     x0 = prior.sample(1, generator=gen(17), dtype=F64)
     y = A @ x0
-    y = y + 0.05 * torch.complex(torch.randn(y.shape, dtype=F64), torch.randn(y.shape, dtype=F64))
+    g = gen(100)
+    noise = torch.randn(2, *y.shape, dtype=F64, generator=g)
+    y = y + 0.05 * torch.complex(noise[0], noise[1])
     y_r = torch.cat([y.real.reshape(1, -1), y.imag.reshape(1, -1)], dim=1)
     mean, post_cov, _ = brute_posterior(mu, cov, a_r, y_r, 0.05)
     dense = prior.posterior(A, y, 0.05, method=Dense())

@@ -195,7 +195,7 @@ def test_network_prior_is_a_module_and_differentiable():
 def test_unet_shapes_conditional_blind_and_extra(size):
     x = torch.randn(3, 2, *size, generator=gen(7))
     cond = UNet(2, channels=(8, 16, 16), seed=0)
-    assert cond(x, torch.rand(3) + 0.1).shape == x.shape
+    assert cond(x, torch.rand(3, generator=gen(100)) + 0.1).shape == x.shape
     assert cond(x, 0.5).shape == x.shape
     blind = UNet(2, out_channels=1, channels=(8, 16), conditional=False, seed=0)
     assert blind(x).shape == (3, 1, *size)
@@ -293,11 +293,11 @@ def test_priors_run_on_cuda():
     prior = gaussian().to(dev)
     x = torch.randn(2, *SHAPE, generator=g, device=dev, dtype=F64)
     torch.testing.assert_close(prior.denoise(x, 0.3).cpu(), gaussian().denoise(x.cpu(), 0.3))
-    A = linops.Mask(torch.rand(SHAPE) > 0.5, dtype=F64).to(dev)
+    A = linops.Mask(torch.rand(SHAPE, generator=gen(101)) > 0.5, dtype=F64).to(dev)
     post = prior.posterior(A, A @ x, 0.1)
     torch.testing.assert_close(post.mean.cpu(), gaussian().posterior(A.to("cpu"), (A @ x).cpu(), 0.1).mean)
     assert post.sample(3, generator=g).device.type == "cuda"
-    empirical = EmpiricalPrior(torch.rand(4, *SHAPE, dtype=F64))
+    empirical = EmpiricalPrior(torch.rand(4, *SHAPE, dtype=F64, generator=gen(102)))
     assert empirical.denoise(x, 0.2).device.type == "cuda"
     net = NetworkPrior(
         UNet(1, channels=(8, 16), seed=0),
@@ -305,4 +305,5 @@ def test_priors_run_on_cuda():
         conditioning=Conditioning.NOISE_LEVEL,
         vp=VPSchedule.linear(),
     ).to(dev)
-    assert net.denoise(torch.randn(2, 1, 8, 8, device=dev), torch.tensor([0.1, 1.0], device=dev)).is_cuda
+    noisy = torch.randn(2, 1, 8, 8, generator=gen(103)).to(dev)
+    assert net.denoise(noisy, torch.tensor([0.1, 1.0], device=dev)).is_cuda

@@ -216,7 +216,7 @@ def test_a_must_be_the_measurement_operator():
         Dirac()(y, process.operator(0.5), prior, progress=False)
     with pytest.raises(ValueError, match=r"A maps \(1, 5, 5\)"):
         Dirac()(y, linops.Identity((1, 5, 5), dtype=f64), prior, progress=False)
-    with pytest.raises(ValueError, match=r"y must have shape \(B, 1, 6, 6\)"):
+    with pytest.raises(ValueError, match=r"y must have shape .*\(B, 1, 6, 6\)"):
         Dirac()(y[0], process.operator(1.0), prior, progress=False)
     with pytest.raises(TypeError, match="degradation-aware prior"):
         Dirac()(y, process.operator(1.0), object(), progress=False)
@@ -246,7 +246,7 @@ def test_invalid_hyperparameters_raise():
         Dirac(t_stop=1.5)
     with pytest.raises(TypeError, match="guidance"):
         Dirac(guidance=0.5)
-    with pytest.raises(ValueError, match="non-negative"):
+    with pytest.raises(ValueError, match="eta must be a finite number >= 0"):
         StdScaledGuidance(-1.0)
     with pytest.raises(ValueError, match="decrease strictly"):
         SeverityTimes((1.0, 0.5, 0.6, 0.0))

@@ -259,8 +259,8 @@ def test_nan_raises_with_the_step():
 
 
 def test_invalid_hyperparameters_raise():
-    with pytest.raises(ValueError, match="epsilon > 0"):
+    with pytest.raises(ValueError, match=r"epsilon must be a finite number in \(0, 4\)"):
         PaDIS(epsilon=0.0)
-    with pytest.raises(ValueError, match="zeta >= 0"):
+    with pytest.raises(ValueError, match="zeta must be a finite number >= 0"):
         PaDIS(zeta=-1.0)
     assert len(PaDIS().schedule) == 1000

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .geometry import FanBeamGeometry, angles_in_radians, full_range_angles_deg
+from .geometry import FanBeamGeometry, angles_in_radians, full_range_angles_deg, positive_float
 from .projector import JosephProjector, check_in_shape
 
 
@@ -45,14 +45,15 @@ class FanBeamRadon(JosephProjector):
     ):
         in_shape = check_in_shape(in_shape, "FanBeamRadon")
         angles = angles_in_radians(angles_deg, angles_rad, owner="FanBeamRadon")
-        source_distance, detector_distance = float(source_distance), float(detector_distance)
+        source_distance = positive_float(source_distance, "source_distance", "FanBeamRadon")
+        detector_distance = positive_float(detector_distance, "detector_distance", "FanBeamRadon", allow_zero=True)
+        detector_spacing = positive_float(detector_spacing, "detector_spacing", "FanBeamRadon")
+        pixel_size = positive_float(pixel_size, "pixel_size", "FanBeamRadon")
         if n_detector is None:
             n_detector = _covering_detector_count(
-                in_shape[-2:], float(pixel_size), float(detector_spacing), source_distance, detector_distance
+                in_shape[-2:], pixel_size, detector_spacing, source_distance, detector_distance
             )
-        geometry = FanBeamGeometry(
-            angles, n_detector, source_distance, detector_distance, float(detector_spacing), float(pixel_size)
-        )
+        geometry = FanBeamGeometry(angles, n_detector, source_distance, detector_distance, detector_spacing, pixel_size)
         geometry.check_image(in_shape[-2:])
         super().__init__(in_shape, geometry, dtype=dtype, device=device)
 

@@ -80,13 +80,16 @@ def _positive_int(value, name: str) -> int:
     return int(value)
 
 
-def _positive_float(value, name: str) -> float:
+def positive_float(value, name: str, owner: str = "", *, allow_zero: bool = False) -> float:
+    """float(value), checked finite and positive (or >= 0 with `allow_zero`); errors name `owner: name`."""
+    label = f"{owner}: {name}" if owner else name
+    expected = "finite and >= 0" if allow_zero else "positive and finite"
     try:
         out = float(value)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a positive number, got {value!r}") from None
-    if not (math.isfinite(out) and out > 0):
-        raise ValueError(f"{name} must be positive and finite, got {value!r}")
+        raise TypeError(f"{label} must be a number, {expected}, got {value!r}") from None
+    if not (math.isfinite(out) and (out >= 0 if allow_zero else out > 0)):
+        raise ValueError(f"{label} must be {expected}, got {value!r}")
     return out
 
 
@@ -122,8 +125,8 @@ class ParallelBeamGeometry:
 
     def __post_init__(self):
         _positive_int(self.n_detector, "n_detector")
-        _positive_float(self.detector_spacing, "detector_spacing")
-        _positive_float(self.pixel_size, "pixel_size")
+        positive_float(self.detector_spacing, "detector_spacing")
+        positive_float(self.pixel_size, "pixel_size")
 
     @property
     def n_views(self) -> int:
@@ -159,11 +162,10 @@ class FanBeamGeometry:
 
     def __post_init__(self):
         _positive_int(self.n_detector, "n_detector")
-        _positive_float(self.source_distance, "source_distance")
-        _positive_float(self.detector_spacing, "detector_spacing")
-        _positive_float(self.pixel_size, "pixel_size")
-        if not (math.isfinite(self.detector_distance) and self.detector_distance >= 0):
-            raise ValueError(f"detector_distance must be finite and >= 0, got {self.detector_distance!r}")
+        positive_float(self.source_distance, "source_distance")
+        positive_float(self.detector_spacing, "detector_spacing")
+        positive_float(self.pixel_size, "pixel_size")
+        positive_float(self.detector_distance, "detector_distance", allow_zero=True)
 
     @property
     def n_views(self) -> int:

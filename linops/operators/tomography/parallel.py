@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from .geometry import ParallelBeamGeometry, angles_in_radians, full_range_angles_deg, tilt_series_angles_deg
+from .geometry import (
+    ParallelBeamGeometry,
+    angles_in_radians,
+    full_range_angles_deg,
+    positive_float,
+    tilt_series_angles_deg,
+)
 from .projector import JosephProjector, check_in_shape, default_detector_count
 
 
@@ -55,9 +61,11 @@ class Radon(JosephProjector):
     ):
         in_shape = check_in_shape(in_shape, "Radon")
         angles = angles_in_radians(angles_deg, angles_rad, owner="Radon")
+        detector_spacing = positive_float(detector_spacing, "detector_spacing", "Radon")
+        pixel_size = positive_float(pixel_size, "pixel_size", "Radon")
         if n_detector is None:
-            n_detector = default_detector_count(in_shape[-2:], float(pixel_size), float(detector_spacing))
-        geometry = ParallelBeamGeometry(angles, n_detector, float(detector_spacing), float(pixel_size))
+            n_detector = default_detector_count(in_shape[-2:], pixel_size, detector_spacing)
+        geometry = ParallelBeamGeometry(angles, n_detector, detector_spacing, pixel_size)
         super().__init__(in_shape, geometry, dtype=dtype, device=device)
 
     @classmethod
