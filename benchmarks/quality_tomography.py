@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 import priors
-from linops.spectral import GramEigh
+from linops.spectral import SymmetricGramEigh
 from solvers.app.comparison import Method, compare, evaluate, markdown_table, pool_shards, summary_table
 from solvers.app.figures import comparison_figure
 from solvers.app.tomography import TiltSeriesProblem
@@ -101,7 +101,7 @@ def main() -> None:
     zeta_50, zeta_scan_50 = best_dps_zeta(problem, A, conditional, 50, args.validation_images, zeta_candidates)
     print(f"algebraic: best K = {k_best} ({k_scan}); DPS*(50): best zeta = {zeta_50} ({zeta_scan_50})")
 
-    ddrm = lambda steps: DDRM.ddgm_paper(sigma_y, steps, GramEigh())  # noqa: E731
+    ddrm = lambda steps: DDRM.ddgm_paper(sigma_y, steps, SymmetricGramEigh())  # noqa: E731
     dps = lambda steps, zeta: DPS(DDGMUnconditionalSchedule.from_endpoints(3.0, 0.03, steps), zeta=zeta)  # noqa: E731
     methods = [
         Method(f"algebraic (K={k_best})", AlgebraicReconstruction(k_best)),

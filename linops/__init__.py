@@ -54,11 +54,13 @@ from .spectral import (
     RandomizedSVD,
     SolveResult,
     SVDPinv,
+    SymmetricGramEigh,
     norm,
     pinv,
     solve,
     svd,
 )
+from .symmetry import Symmetry, SymmetryGroup, symmetries
 
 __all__ = [
     "FFT2",
@@ -102,6 +104,9 @@ __all__ = [
     "testing",
     "scale",
     "simplify",
+    "Symmetry",
+    "SymmetryGroup",
+    "symmetries",
     "vstack",
     "GaussianBlurFamily",
     "GaussianKernel",
@@ -122,6 +127,7 @@ __all__ = [
     "SVD",
     "DenseSVD",
     "GramEigh",
+    "SymmetricGramEigh",
     "PowerIteration",
     "RandomizedSVD",
     "SolveResult",

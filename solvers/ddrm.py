@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from linops.spectral import DenseSVD, GramEigh, RandomizedSVD, cached_svd, structured_svd
+from linops.spectral import DenseSVD, GramEigh, RandomizedSVD, SymmetricGramEigh, cached_svd, structured_svd
 
 from .checks import check_instance, check_real, check_sigmas
 from .problem import check_problem
@@ -48,7 +48,7 @@ class DDRM:
     eta: float = 0.85
     eta_b: float = 1.0
     singular_value_cutoff: float = 0.0
-    svd_algorithm: DenseSVD | GramEigh | RandomizedSVD | None = None
+    svd_algorithm: DenseSVD | GramEigh | SymmetricGramEigh | RandomizedSVD | None = None
 
     def __post_init__(self):
         check_instance("DDRM", "schedule", self.schedule, Schedule, "a solvers.schedules.Schedule")
@@ -58,8 +58,9 @@ class DDRM:
         check_real("DDRM", "eta_b", self.eta_b, 0, 1)
         check_real("DDRM", "singular_value_cutoff", self.singular_value_cutoff, 0)
         if self.svd_algorithm is not None:
-            check_instance("DDRM", "svd_algorithm", self.svd_algorithm, (DenseSVD, GramEigh, RandomizedSVD),
-                           "None, DenseSVD(), GramEigh() or RandomizedSVD(...)")
+            check_instance("DDRM", "svd_algorithm", self.svd_algorithm,
+                           (DenseSVD, GramEigh, SymmetricGramEigh, RandomizedSVD),
+                           "None, DenseSVD(), GramEigh(), SymmetricGramEigh() or RandomizedSVD(...)")
 
     @classmethod
     def ddgm_paper(cls, sigma_y: float, steps: int = 10, svd_algorithm=None) -> DDRM:

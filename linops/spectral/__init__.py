@@ -3,7 +3,7 @@
 Free functions dispatching on operator structure (per-type rules, a computed fallback), with
 algorithms as typed values:
 
-    svd(A, algorithm=None | DenseSVD() | RandomizedSVD(rank=k) | RandomizedSVD(threshold=t))
+    svd(A, algorithm=None | DenseSVD() | GramEigh() | SymmetricGramEigh() | RandomizedSVD(rank=k | threshold=t))
     norm(A, algorithm=None | Lanczos(tol, max_iter, seed) | PowerIteration(tol, max_iter, seed))
     solve(A, b, CG(...) | CGLS(...) | LSQR(...), damping=lambda, x0=None)
     pinv(A, SVDPinv(rtol, atol) | CGLS(...) | LSQR(...))
@@ -19,6 +19,7 @@ from .krylov import CG, CGLS, LSQR, SolveResult, solve
 from .pseudoinverse import IterativePinv, SVDPinv, pinv
 from .spectral_norm import Lanczos, PowerIteration, lanczos, norm, norm_rules, power_iteration
 from .svd_dispatch import cached_svd, structured_svd, svd, svd_rules
+from .symmetric import AdaptedBasis, BlockBasis, SymmetricGramEigh
 
 __all__ = [
     "CG",
@@ -37,6 +38,9 @@ __all__ = [
     "RandomizedSVD",
     "SVDPinv",
     "SolveResult",
+    "SymmetricGramEigh",
+    "AdaptedBasis",
+    "BlockBasis",
     "cache",
     "is_coisometry",
     "is_isometry",

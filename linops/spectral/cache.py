@@ -46,7 +46,11 @@ strings only). Only computed SVDs are stored; structured ones are cheap to rebui
 
     bytes = (m k + n k) itemsize(A.dtype) + k itemsize(real precision)      (`entry_bytes`)
 
-plus about 1 KiB of container: (m + n + 1) k itemsize for a real operator. The 8192 x 4096 tilt series
+plus about 1 KiB of container: (m + n + 1) k itemsize for a real operator. A `SymmetricGramEigh` result is
+stored as its reduced block factors instead (`symmetric.block_svd_to_tensors`: "characters", "s" and
+"V.<chi>", "U.<chi>" for each block; sum over blocks of (n_chi + m_chi) k_chi itemsize, about a quarter of
+the above with four blocks), validated by rebuilding it on A (`block_svd_from_tensors`) and verified
+through the operators U and V with the same residuals (`operator_residuals`). The 8192 x 4096 tilt series
 of a 64 x 64 image (k <= 4096, float32) takes at most 201 MB; the 16384 x 16384 one of a 128 x 128 image
 at most 2.1 GB.
 
@@ -84,6 +88,7 @@ import torch
 from ..base import LinearOperator, precision_of
 from .computed import DenseSVD, GramEigh, RandomizedSVD, flat_svd
 from .decomposition import SVD
+from .symmetric import BlockBasis, SymmetricGramEigh, block_svd_from_tensors, block_svd_to_tensors
 
 #: stored in every file and hashed into every key; bump when either changes meaning
 CACHE_FORMAT = 2
@@ -289,6 +294,24 @@ def residuals(A: LinearOperator, U: torch.Tensor, s: torch.Tensor, V: torch.Tens
         return _relative(ax, usvx), _relative(ahuz, vsz)
 
 
+def operator_residuals(A: LinearOperator, svd: SVD) -> tuple[float, float]:
+    """`residuals` with U and V applied as operators (for SVDs whose factors are not dense matrices)."""
+    with torch.no_grad():
+        x = _probe(A.in_shape, A, _CHECK_SEED)
+        k = svd.s.shape[0]
+        g = torch.Generator().manual_seed(_CHECK_SEED + 1)
+        z = torch.randn(k, dtype=torch.float64, generator=g)
+        if A.dtype.is_complex:
+            z = torch.complex(z, torch.randn(k, dtype=torch.float64, generator=g))
+        z = z.to(device=A.device, dtype=svd.U.dtype)[None]
+        sc = svd.s.to(svd.U.dtype)
+        ax = A.apply(x).reshape(-1)
+        usvx = svd.U.apply(sc * svd.V.H.apply(x)).reshape(-1)
+        ahuz = A.H.apply(svd.U.apply(z)).reshape(-1)
+        vsz = svd.V.apply(sc * z).reshape(-1)
+        return _relative(ax, usvx), _relative(ahuz, vsz)
+
+
 def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
     wide = torch.complex128 if a.is_complex() or b.is_complex() else torch.float64
     a, b = a.to(wide), b.to(wide)
@@ -362,9 +385,14 @@ def load(directory: str | os.PathLike, key: str, A: LinearOperator, algorithm=No
             raise
         except Exception as error:  # any unreadable file is discarded: EOFError, UnpicklingError, ...
             raise _Invalid(f"unreadable ({type(error).__name__}: {error})") from None
-        U, s, V, claimed = _validated(data, key, A, algorithm)
-        U, s, V = U.to(A.device), s.to(A.device), V.to(A.device)
-        measured = residuals(A, U, s, V)
+        if isinstance(data, dict) and "characters" in data:  # SymmetricGramEigh's block factors
+            blocks, claimed = _validated_blocks(data, key, A, algorithm)
+            measured = operator_residuals(A, blocks)
+        else:
+            blocks = None
+            U, s, V, claimed = _validated(data, key, A, algorithm)
+            U, s, V = U.to(A.device), s.to(A.device), V.to(A.device)
+            measured = residuals(A, U, s, V)
         tol = tolerance(A)
         names = ("forward", "adjoint")
         for name, now, then in zip(names, measured, claimed):
@@ -383,7 +411,7 @@ def load(directory: str | os.PathLike, key: str, A: LinearOperator, algorithm=No
         os.utime(path)  # least recently used = oldest modification time
     except OSError:
         pass
-    return flat_svd(A, U, s, V)
+    return blocks if blocks is not None else flat_svd(A, U, s, V)
 
 
 def _validated(data, key: str, A: LinearOperator, algorithm):
@@ -423,6 +451,43 @@ def _validated(data, key: str, A: LinearOperator, algorithm):
     return U, s, V, tuple(claimed)
 
 
+def _validated_blocks(data: dict, key: str, A: LinearOperator, algorithm) -> tuple[SVD, tuple[float, float]]:
+    """The SVD rebuilt from a block-layout file (`symmetric.block_svd_from_tensors`), checked as `_validated`
+    checks the flat layout (format and key, tensors of A's dtype, finite, s >= 0, the algorithm's promise)."""
+    if data.get("format") != CACHE_FORMAT or data.get("key") != key:
+        raise _Invalid(f"format {data.get('format')!r} and key {data.get('key')!r}, expected {CACHE_FORMAT} and {key}")
+    factors = {name: t for name, t in data.items() if name == "s" or name[:2] in ("U.", "V.")}
+    if "s" not in factors or not all(
+        isinstance(t, torch.Tensor) and t.layout == torch.strided for t in (data["characters"], *factors.values())
+    ):
+        raise _Invalid("the block factors are missing or not all dense tensors")
+    real = precision_of(A.dtype)
+    if factors["s"].dtype != real or any(t.dtype != A.dtype for name, t in factors.items() if name != "s"):
+        dtypes = sorted({str(t.dtype) for t in factors.values()})
+        raise _Invalid(f"block factors of dtypes {dtypes}; expected {A.dtype} (s: {real})")
+    if not all(bool(torch.isfinite(t.sum())) for t in factors.values()):
+        raise _Invalid("non-finite entries (NaN or inf) or overflowing magnitudes")
+    try:
+        tensors = {name: t.to(A.device) for name, t in data.items() if isinstance(t, torch.Tensor)}
+        svd = block_svd_from_tensors(A, tensors)
+    except (KeyError, ValueError, TypeError, RuntimeError) as error:
+        raise _Invalid(f"block factors that do not fit A ({type(error).__name__}: {error})") from None
+    m, n = A.shape
+    if not 1 <= svd.s.shape[0] <= min(m, n) or bool((svd.s < 0).any()):
+        raise _Invalid(f"{svd.s.shape[0]} singular values, or negative ones, for a {m} x {n} operator")
+    promise = _algorithm_promise(algorithm, svd.s, m, n)
+    if promise:
+        raise _Invalid(promise)
+    claimed = data.get("residuals")
+    if (
+        not isinstance(claimed, (tuple, list))
+        or len(claimed) != 2
+        or not all(isinstance(r, float) and 0 <= r <= 2 for r in claimed)
+    ):
+        raise _Invalid(f"no valid stored residuals (got {claimed!r})")
+    return svd, tuple(claimed)
+
+
 def _algorithm_promise(algorithm, s: torch.Tensor, m: int, n: int) -> str | None:
     """What a result of `algorithm` must satisfy, or None when s does."""
     k = s.shape[0]
@@ -433,7 +498,7 @@ def _algorithm_promise(algorithm, s: torch.Tensor, m: int, n: int) -> str | None
             return f"{k} singular values where {algorithm} gives {algorithm.rank}"
         if algorithm.threshold is not None and not bool((s > algorithm.threshold).all()):
             return f"singular values at or below the threshold {algorithm.threshold}"
-    if isinstance(algorithm, GramEigh) and not bool((s > algorithm.rtol * s[0]).all()):
+    if isinstance(algorithm, (GramEigh, SymmetricGramEigh)) and not bool((s > algorithm.rtol * s[0]).all()):
         return f"singular values at or below rtol * s_0 = {algorithm.rtol} * {float(s[0]):.3e}"
     return None
 
@@ -453,8 +518,13 @@ def save(
     `max_bytes`: the cap in bytes (None: `max_bytes_setting()`, i.e. $LINOPS_CACHE_MAX_BYTES)."""
     limit = max_bytes_setting(max_bytes)
     directory = Path(directory)
-    U, s, V = svd.U.matrix, svd.s, svd.V.matrix
-    payload = entry_bytes(A, s.shape[0])
+    blocks = isinstance(svd.V, BlockBasis)  # SymmetricGramEigh: its reduced block factors
+    if blocks:
+        factors = {name: _compact(t) for name, t in block_svd_to_tensors(svd).items()}
+        payload = sum(t.numel() * t.element_size() for t in factors.values())
+    else:
+        U, s, V = svd.U.matrix, svd.s, svd.V.matrix
+        payload = entry_bytes(A, s.shape[0])
     path = path_for(directory, key)
     if limit is not None and payload > limit:
         warnings.warn(
@@ -464,16 +534,19 @@ def save(
             stacklevel=4,
         )
         return None
-    U, s, V = _compact(U), _compact(s), _compact(V)  # measured in the layout they will be read back in
+    if blocks:
+        measured = operator_residuals(A, block_svd_from_tensors(A, factors))  # as they will be read back
+    else:
+        U, s, V = _compact(U), _compact(s), _compact(V)  # measured in the layout they will be read back in
+        factors = {"U": U.cpu(), "s": s.cpu(), "V": V.cpu()}
+        measured = residuals(A, U, s, V)
     data = {
         "format": CACHE_FORMAT,
         "key": key,
         "operator": repr(A),
         "algorithm": repr(algorithm),
-        "residuals": list(residuals(A, U, s, V)),
-        "U": U.cpu(),
-        "s": s.cpu(),
-        "V": V.cpu(),
+        "residuals": list(measured),
+        **factors,
     }
     tmp = None
     try:

@@ -73,6 +73,7 @@ from .computed import (
     randomized_svd,
 )
 from .decomposition import SVD
+from .symmetric import SymmetricGramEigh, symmetric_gram_eigh_svd
 
 #: svd rules: fn(op, child) -> SVD | None, where child(op) gives the SVD of a sub-operator or None
 svd_rules = RuleTable("svd", 1)
@@ -84,7 +85,7 @@ _NO_STRUCTURE = "no structure"
 
 def svd(
     A: LinearOperator,
-    algorithm: DenseSVD | GramEigh | RandomizedSVD | None = None,
+    algorithm: DenseSVD | GramEigh | SymmetricGramEigh | RandomizedSVD | None = None,
     *,
     cache_dir: str | os.PathLike | None = None,
     cache_max_bytes: int | None = None,
@@ -95,6 +96,9 @@ def svd(
       None             structured if a rule knows A's structure; else dense if A has at most
                        `DENSE_LIMIT` = 2^24 matrix entries; else a ValueError saying what to pass.
       DenseSVD()       the dense SVD, whatever the structure.
+      GramEigh()       the exact SVD from eigh of the smaller Gram matrix (float64).
+      SymmetricGramEigh()  the same, one block per isotypic component of the symmetries A declares
+                       (`linops.symmetries`): about 16x cheaper with four blocks; GramEigh without any.
       RandomizedSVD()  top-k or above-threshold randomized SVD through A and A^H only.
 
     The result is cached on the operator instance (one entry per algorithm value: the second call
@@ -107,9 +111,10 @@ def svd(
     """
     if not isinstance(A, LinearOperator):
         raise TypeError(f"svd takes a LinearOperator, got {type(A).__name__}")
-    if algorithm is not None and not isinstance(algorithm, (DenseSVD, RandomizedSVD, GramEigh)):
+    if algorithm is not None and not isinstance(algorithm, (DenseSVD, RandomizedSVD, GramEigh, SymmetricGramEigh)):
         raise TypeError(
-            f"svd: algorithm must be DenseSVD(...), GramEigh(...), RandomizedSVD(...) or None, got {algorithm!r}"
+            "svd: algorithm must be DenseSVD(...), GramEigh(...), SymmetricGramEigh(...), RandomizedSVD(...) or "
+            f"None, got {algorithm!r}"
         )
     key = ("svd", algorithm)
     out = A._cache.get(key)
@@ -130,7 +135,9 @@ def svd(
     return out
 
 
-def cached_svd(A: LinearOperator, algorithm: DenseSVD | GramEigh | RandomizedSVD | None = None) -> SVD | None:
+def cached_svd(
+    A: LinearOperator, algorithm: DenseSVD | GramEigh | SymmetricGramEigh | RandomizedSVD | None = None
+) -> SVD | None:
     """The SVD `svd(A, algorithm)` already computed for this operator instance, or None (never computes)."""
     return A._cache.get(("svd", algorithm))
 
@@ -189,6 +196,8 @@ def _computed(A: LinearOperator, algorithm, cache_dir, cache_max_bytes=None) -> 
         out = dense_svd(A, algorithm)
     elif isinstance(algorithm, GramEigh):
         out = gram_eigh_svd(A, algorithm)
+    elif isinstance(algorithm, SymmetricGramEigh):
+        out = symmetric_gram_eigh_svd(A, algorithm)
     else:
         out = randomized_svd(A, algorithm)
     if key is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 import priors
-from linops.spectral import GramEigh
+from linops.spectral import SymmetricGramEigh
 
 from ..classical import AlgebraicReconstruction, FilteredBackprojection
 from ..ddgm import DDGM
@@ -57,7 +57,8 @@ class DemoSettings:
         return [
             Method("algebraic", AlgebraicReconstruction(self.algebraic_iterations)),
             Method("FBP", FilteredBackprojection()),
-            Method(f"DDRM ({self.ddrm_steps})", DDRM.ddgm_paper(sigma_y, self.ddrm_steps, GramEigh()), conditional),
+            Method(f"DDRM ({self.ddrm_steps})", DDRM.ddgm_paper(sigma_y, self.ddrm_steps, SymmetricGramEigh()),
+                   conditional),
             Method(
                 f"DPS* ({self.dps_steps})",
                 DPS(DDGMUnconditionalSchedule.from_endpoints(3.0, 0.03, self.dps_steps), zeta=self.dps_zeta),

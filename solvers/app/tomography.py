@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 import linops
-from linops.spectral import GramEigh
+from linops.spectral import SymmetricGramEigh
 from priors.data import Family, ProceduralImages, Split, standardize
 
 
@@ -48,7 +48,7 @@ class TiltSeriesProblem:
         return clean + sigma_y * noise, sigma_y
 
     def svd(self, A, progress=print):
-        """A's SVD through GramEigh, cached on disk (minutes at 128 x 128, once)."""
+        """A's exact SVD through its symmetries (SymmetricGramEigh), cached on disk (minutes at 128 x 128, once)."""
         n = A.shape[1]
         progress(f"computing (or loading) the {A.shape[0]} x {n} SVD of the tilt series for DDRM ...")
-        return A.svd(GramEigh(), cache_dir=svd_cache_dir())
+        return A.svd(SymmetricGramEigh(), cache_dir=svd_cache_dir())

@@ -14,8 +14,10 @@ documents the weights ray by ray (the contract for matrix-free kernels).
     projector.py  applying the matrix to images and stacks (batches as columns of one sparse product)
     parallel.py   Radon          fan.py   FanBeamRadon          fbp.py   fbp, FilterWindow
     rebin.py      FanToParallel: full-turn fan data as parallel data (so fbp inverts a fan beam too)
+    symmetry.py   the image flips each geometry commutes with (for `linops.spectral.SymmetricGramEigh`)
 """
 
+from . import symmetry  # noqa: F401  (registers the symmetries of Radon and FanBeamRadon)
 from .fan import FanBeamRadon
 from .fbp import FilterWindow, angle_weights, fbp, filter_sinogram
 from .geometry import FanBeamGeometry, ParallelBeamGeometry, full_range_angles_deg, tilt_series_angles_deg
