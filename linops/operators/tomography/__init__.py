@@ -20,7 +20,7 @@ from .fan import FanBeamRadon
 from .fbp import FilterWindow, angle_weights, fbp, filter_sinogram
 from .geometry import FanBeamGeometry, ParallelBeamGeometry, full_range_angles_deg, tilt_series_angles_deg
 from .parallel import Radon
-from .projector import JosephProjector
+from .projector import JosephProjector, ProjectorMethod
 from .rebin import FanToParallel
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "FanToParallel",
     "FilterWindow",
     "JosephProjector",
+    "ProjectorMethod",
     "ParallelBeamGeometry",
     "Radon",
     "angle_weights",

@@ -7,7 +7,7 @@ import math
 import torch
 
 from .geometry import FanBeamGeometry, angles_in_radians, full_range_angles_deg
-from .projector import JosephProjector, check_in_shape
+from .projector import JosephProjector, ProjectorMethod, check_in_shape
 
 
 class FanBeamRadon(JosephProjector):
@@ -40,6 +40,7 @@ class FanBeamRadon(JosephProjector):
         n_detector: int | None = None,
         detector_spacing: float = 1.0,
         pixel_size: float = 1.0,
+        method: ProjectorMethod = ProjectorMethod.AUTO,
         dtype: torch.dtype = torch.float32,
         device="cpu",
     ):
@@ -54,7 +55,7 @@ class FanBeamRadon(JosephProjector):
             angles, n_detector, source_distance, detector_distance, float(detector_spacing), float(pixel_size)
         )
         geometry.check_image(in_shape[-2:])
-        super().__init__(in_shape, geometry, dtype=dtype, device=device)
+        super().__init__(in_shape, geometry, method=method, dtype=dtype, device=device)
 
     @classmethod
     def full_range(cls, in_shape, n_angles: int, **kwargs) -> FanBeamRadon:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .geometry import ParallelBeamGeometry, angles_in_radians, full_range_angles_deg, tilt_series_angles_deg
-from .projector import JosephProjector, check_in_shape, default_detector_count
+from .projector import JosephProjector, ProjectorMethod, check_in_shape, default_detector_count
 
 
 class Radon(JosephProjector):
@@ -50,6 +50,7 @@ class Radon(JosephProjector):
         n_detector: int | None = None,
         detector_spacing: float = 1.0,
         pixel_size: float = 1.0,
+        method: ProjectorMethod = ProjectorMethod.AUTO,
         dtype: torch.dtype = torch.float32,
         device="cpu",
     ):
@@ -58,7 +59,7 @@ class Radon(JosephProjector):
         if n_detector is None:
             n_detector = default_detector_count(in_shape[-2:], float(pixel_size), float(detector_spacing))
         geometry = ParallelBeamGeometry(angles, n_detector, float(detector_spacing), float(pixel_size))
-        super().__init__(in_shape, geometry, dtype=dtype, device=device)
+        super().__init__(in_shape, geometry, method=method, dtype=dtype, device=device)
 
     @classmethod
     def full_range(cls, in_shape, n_angles: int, **kwargs) -> Radon:
