@@ -106,8 +106,11 @@ def test_matrix_free_dot_test_to_1e_12_in_float64():
         assert not op.has_matrix
 
 
-def test_adjoint_does_not_depend_on_the_thread_count():
+def test_adjoint_does_not_depend_on_the_thread_count(monkeypatch):
     """Each pixel sums its rays in a fixed order (steep rays, then flat rays, each in ray order)."""
+    from linops.cpu import radon as numba_radon
+
+    monkeypatch.setattr(numba_radon, "MIN_SAMPLES_PER_THREAD", 1)  # two threads even for a small problem
     op = FanBeamRadon.full_range((1, 33, 30), 24, source_distance=40.0, detector_distance=20.0, method=FREE)
     y = torch.randn(2, *op.out_shape, generator=torch.Generator().manual_seed(1))
     threads = torch.get_num_threads()
@@ -123,6 +126,32 @@ def test_adjoint_does_not_depend_on_the_thread_count():
 
 # ----------------------------------------------------------------------------------------------
 # sizes without building
+
+
+def test_step_ranges_equal_a_brute_force_scan_including_near_axis_rays():
+    """touch / inner ranges of the ray table against evaluating lower(i) at every step; the views at
+    (almost) 0 and 90 degrees have zero or tiny rates, where the estimate falls back to bisection."""
+    angles = [0.0, 1e-12, 45.0, 90.0 - 1e-11, 90.0, 180.0 - 1e-13, 33.3, -71.0]
+    for op in (
+        Radon((1, 23, 17), angles_deg=angles, n_detector=41, detector_spacing=0.5),
+        FanBeamRadon.full_range((1, 15, 20), 23, source_distance=15.0, detector_distance=3.0, n_detector=37),
+    ):
+        table = op.ray_table
+        H, W = op.image_shape
+        n_steps = torch.where(table.steep, H, W)[:, None]
+        n_across = torch.where(table.steep, W, H)[:, None]
+        steps = torch.arange(max(H, W))
+        position = table.rate[:, None] * steps.double()
+        position += table.offset[:, None]
+        lower = torch.floor(position).long()
+        valid = steps < n_steps
+        for (start, stop), (a, b) in (
+            ((table.touch_start, table.touch_stop), (-1, n_across - 1)),
+            ((table.inner_start, table.inner_stop), (0, n_across - 2)),
+        ):
+            scan = valid & (lower >= a) & (lower <= b)
+            in_range = (steps >= start[:, None]) & (steps < stop[:, None])
+            assert torch.equal(scan, in_range)
 
 
 @pytest.mark.parametrize("name", sorted(GEOMETRIES) + sorted(STACKS))

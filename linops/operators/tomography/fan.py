@@ -26,7 +26,8 @@ class FanBeamRadon(JosephProjector):
     Shapes as `Radon`: (C, H, W) -> (C, n_angles, n_detector); (C, D, H, W) -> (C, n_angles, D, n_detector)
     with one fan per slice (a stack of 2-D fans, not a cone beam). The source circle must enclose the image.
     `n_detector` defaults to the bins that cover the magnified inscribed disc. The adjoint is the exact
-    transpose. Memory as `Radon`: about 2 nnz (itemsize + 4) bytes, nnz ≈ 2 n_angles n_detector max(H, W).
+    transpose. `method` and memory as `Radon`: matrix-free by default until building the matrix pays off,
+    which takes about 2 nnz (itemsize + 4) bytes, nnz ≈ 2 n_angles n_detector max(H, W).
     """
 
     def __init__(

@@ -1,6 +1,7 @@
-"""Joseph's ray-driven discretization of line integrals, built as a sparse ray-by-pixel matrix.
+"""Joseph's ray-driven discretization of line integrals: its per-ray table, the sparse ray-by-pixel matrix, and
+a torch matrix-free application.
 
-This is the exact matrix A that `Radon` and `FanBeamRadon` apply (their adjoints apply A^T); a
+This is the exact matrix A that `Radon` and `FanBeamRadon` apply (their adjoints apply A^T), stored or not; a
 matrix-free kernel reproduces it ray by ray as follows.
 
 Image grid (see geometry.py): H rows, W columns, pixel size p; pixel (r, c) has flat index r W + c and
@@ -27,11 +28,18 @@ linearly interpolated between the two pixels that straddle each sample (Joseph, 
 Nothing else: pixels outside the grid are zero, each (ray, pixel) pair occurs at most once, and entries
 whose weight happens to be 0 (f = 0 exactly) may be stored. (A x)[ray] = sum_pixels A[ray, pixel] x[pixel]
 approximates the line integral of the image along the ray, in the length unit of p. A matrix-free adjoint
-scatters y[ray] * A[ray, pixel] into the same pixels (atomically), which is exactly A^T.
+adds y[ray] * A[ray, pixel] into the same pixels, which is exactly A^T.
+
+To the last bit: `RayTable` holds offset, rate and w of every ray in float64 (u = offset + rate r for a steep
+ray, v = offset + rate c for a flat one, the formulas above rearranged) and fixes the order of the rounded
+operations; the construction here and the kernels (linops/cpu, and the CuPy kernels up to a few ulps) evaluate
+exactly those operations. The table also holds each ray's exact range of steps with entries, so that
+`entry_counts` gives nnz without materialising an entry.
 
 Size: about 2 max(H, W) entries per ray that meets the image (fewer for rays that clip a corner).
 The construction evaluates these formulas in float64, vectorized over chunks of rays, sorts each flat
-ray's entries by pixel index (steep rays come out sorted), and builds A^T chunk by chunk (`joseph_matrices`).
+ray's entries by pixel index (steep rays come out sorted), and builds A^T chunk by chunk (`joseph_matrices`);
+`project` and `backproject` apply A and A^T chunk by chunk without storing them.
 """
 
 from __future__ import annotations

@@ -29,10 +29,17 @@ class Radon(JosephProjector):
     scikit-image's `radon(circle=True)`); corners outside it are seen only at some angles.
 
     The adjoint is the exact transpose of the same matrix (not a rescaled backprojection); `fbp` inverts.
-    Memory: A and A^T as CSR with int32 indices, 2 nnz (itemsize + 4) bytes (16 MB per million entries in
-    float32, 24 MB in float64) with nnz ≈ 2 n_angles n_detector max(H, W) minus the rays' misses: 128x128 with
-    128 views over [-60, 60] is 3.43 M entries, 55 MB in float32; 256x256 with 180 views over [0, 180) is
-    20.0 M entries, 321 MB in float32 (481 MB in float64). See `nnz` and `memory_bytes`.
+    How A is applied (`method`, a `ProjectorMethod`): AUTO (default) applies it matrix-free, recomputing
+    Joseph's weights (numba kernels, multithreaded, batched; a chunked torch path without numba), and builds
+    the sparse matrix once the applies so far have cost as much extra time as building it would (then later
+    applies are faster), if it fits in half of the available memory; MATRIX_FREE never builds it; SPARSE
+    builds it on first use. Both give the same entries bit for bit. Memory of the matrix: A and A^T as CSR
+    with int32 indices, 2 nnz (itemsize + 4) bytes (16 MB per million entries in float32, 24 MB in float64)
+    with nnz ≈ 2 n_angles n_detector max(H, W) minus the rays' misses: 128x128 with 128 views over [-60, 60]
+    is 3.43 M entries, 55 MB in float32; 256x256 with 180 views over [0, 180) is 20.0 M entries, 321 MB in
+    float32 (481 MB in float64); 1024x1024 with 720 views 1.28 G entries, 20.5 GB. `nnz` and `memory_bytes`
+    count them from the geometry without building anything; matrix-free, the memory is the ray table, 41
+    bytes per ray (30 MB at 1024x1024 with 720 views).
 
     Agreement with scikit-image: `skimage.transform.radon(image, theta=angles_deg, circle=True).T` is our
     sinogram of channel 0 (same angle values and direction, skimage's detector axis 0 is our last axis, same
