@@ -257,7 +257,7 @@ class JosephProjector(LinearOperator):
         if self.has_matrix or self.device.type != "cpu":
             return ProjectorMethod.SPARSE
         usage = self._cache.get("usage")
-        if usage is None or usage.regret_seconds < BUILD_NS_PER_ENTRY * 1e-9 * self.nnz or self.nnz > MAX_ENTRIES:
+        if usage is None or self.nnz > MAX_ENTRIES or usage.regret_seconds < BUILD_NS_PER_ENTRY * 1e-9 * self.nnz:
             return ProjectorMethod.MATRIX_FREE
         available = available_memory()
         if available is not None and self.build_bytes > AUTO_MEMORY_FRACTION * available:
