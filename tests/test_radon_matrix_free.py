@@ -189,39 +189,54 @@ def test_forced_methods():
     assert sparse.has_matrix
 
 
+def _model(monkeypatch, free, sparse, build_ns):
+    """Cost constants for the test: the torch fallback (no kernel in the table) with the given costs."""
+    monkeypatch.setattr(kernels, "_kernels", {})
+    monkeypatch.setattr(projector, "TORCH_MATRIX_FREE_COST", projector.ApplyCost(*free))
+    monkeypatch.setattr(projector, "SPARSE_COST", projector.ApplyCost(*sparse))
+    monkeypatch.setattr(projector, "BUILD_NS_PER_ENTRY", build_ns)
+
+
 def test_auto_builds_once_the_matrix_free_extra_time_reaches_the_build_time(monkeypatch):
-    """Rent or buy: the first apply is matrix-free; AUTO builds before the first apply at which the accumulated
-    modelled extra time of matrix-free applies (matrix-free minus sparse) has reached the modelled build time."""
-    monkeypatch.setattr(kernels, "_kernels", {})  # the torch fallback, whose cost is set here
-    monkeypatch.setattr(projector, "TORCH_MATRIX_FREE_COST", projector.ApplyCost((3.0, 2.0), (6.0, 2.0)))
-    monkeypatch.setattr(projector, "SPARSE_COST", projector.ApplyCost((1.0, 1.0), (2.0, 1.0)))
-    monkeypatch.setattr(projector, "BUILD_NS_PER_ENTRY", 25.0)
+    """Rent or buy: AUTO builds at the first apply at which the modelled extra time of the matrix-free applies
+    so far, plus this one's, reaches the modelled build time (matrix-free minus sparse, ns per entry)."""
+    _model(monkeypatch, free=((3.0, 2.0), (6.0, 2.0)), sparse=((1.0, 1.0), (2.0, 1.0)), build_ns=25.0)
     op = Radon.full_range((1, 12, 12), 8)
-    # extra ns per entry: forward of one image (3 + 2) - (1 + 1) = 3, adjoint (6 + 2) - (2 + 1) = 5
+    # extra per apply to one image: forward (3 + 2) - (1 + 1) = 3, adjoint (6 + 2) - (2 + 1) = 5
     regret, built_at = 0, None
     for step in range(10):
         adjoint = step % 2 == 1
-        expected = SPARSE if regret >= 25 else FREE
+        extra = 5 if adjoint else 3
+        expected = SPARSE if op.has_matrix or regret + extra >= 25 else FREE
         assert op.method_for(1, adjoint) is expected
         op.H @ torch.rand(*op.out_shape) if adjoint else op @ torch.rand(*op.in_shape)
         assert op.has_matrix == (expected is SPARSE)
         if expected is FREE:
-            regret += 5 if adjoint else 3
+            regret += extra
         elif built_at is None:
             built_at = step
-    assert built_at == 7  # 3 + 5 + 3 + 5 + 3 + 5 = 24 < 25 <= 27 after the seventh apply
+    assert built_at == 6  # 3 + 5 + 3 + 5 + 3 + 5 = 24, and 24 + 3 >= 25
+
+
+def test_auto_builds_at_once_for_a_large_batch(monkeypatch):
+    _model(monkeypatch, free=((3.0, 2.0), (6.0, 2.0)), sparse=((1.0, 1.0), (2.0, 1.0)), build_ns=25.0)
+    op = Radon.full_range((1, 12, 12), 8)
+    # the extra of a forward on B images is (3 + 2 B) - (1 + B) = 2 + B: 25 from B = 23 on
+    assert op.method_for(22) is FREE and op.method_for(23) is SPARSE
+    op @ torch.rand(23, 1, 12, 12)
+    assert op.has_matrix
 
 
 def test_auto_never_builds_what_does_not_fit_its_memory_budget(monkeypatch):
-    monkeypatch.setattr(projector, "BUILD_NS_PER_ENTRY", 0.0)  # building would pay off at once
+    _model(monkeypatch, free=((3.0, 0.0), (3.0, 0.0)), sparse=((1.0, 0.0), (1.0, 0.0)), build_ns=0.0)
     op = Radon.full_range((1, 16, 16), 10)
-    monkeypatch.setattr(projector, "available_memory", lambda: int(op.build_bytes / projector.AUTO_MEMORY_FRACTION) - 1)
+    budget = int(op.build_bytes / projector.AUTO_MEMORY_FRACTION)
+    monkeypatch.setattr(projector, "available_memory", lambda: budget - 1)
     x = torch.rand(1, 16, 16)
     for _ in range(3):
         op @ x
     assert not op.has_matrix
-    monkeypatch.setattr(projector, "available_memory", lambda: int(op.build_bytes / projector.AUTO_MEMORY_FRACTION) + 1)
-    op @ x  # the first apply counts the extra time; the second finds room and builds
+    monkeypatch.setattr(projector, "available_memory", lambda: budget + 1)
     op @ x
     assert op.has_matrix
 

@@ -247,27 +247,37 @@ class JosephProjector(LinearOperator):
     # ----------------------------------------------------------------------------------------
     # the choice of method
     def method_for(self, columns: int = 1, adjoint: bool = False) -> ProjectorMethod:
-        """MATRIX_FREE or SPARSE: the method of the next apply (adjoint: of A^T) to `columns` images (H x W
-        planes) in the current state. AUTO: SPARSE if the matrix is stored; else on the CPU SPARSE once the
-        modelled extra time of the matrix-free applies so far reaches the modelled build time and the build
-        fits in AUTO_MEMORY_FRACTION of the available memory (and int32 indices); else MATRIX_FREE. Off the CPU (no CPU kernels;
-        CUDA tensors use the CuPy kernels when CuPy imports) AUTO keeps the sparse matrix."""
+        """MATRIX_FREE or SPARSE: the method of the next apply of A (adjoint: A^T) to `columns` images (H x W
+        planes), in the current state.
+
+        AUTO on the CPU is rent-or-buy: SPARSE if the matrix is stored; else SPARSE (build now) if the modelled
+        extra time of the matrix-free applies so far, plus that of this one, reaches the modelled build time,
+
+            sum over applies (free - sparse)  +  (free - sparse)(this apply)  >=  BUILD_NS_PER_ENTRY nnz,
+
+        and the build fits in AUTO_MEMORY_FRACTION of the available memory and int32 indices; else MATRIX_FREE.
+        So one image at a time starts matrix-free and builds after enough applies, while a large batch of
+        slices builds at once. Off the CPU (no CPU kernels apply; CUDA tensors use the CuPy kernels when CuPy
+        imports) AUTO keeps the sparse matrix.
+        """
         if self.method is not ProjectorMethod.AUTO:
             return self.method
         if self.has_matrix or self.device.type != "cpu":
             return ProjectorMethod.SPARSE
-        usage = self._cache.get("usage")
-        if usage is None or self.nnz > MAX_ENTRIES or usage.regret_seconds < BUILD_NS_PER_ENTRY * 1e-9 * self.nnz:
+        nnz = self.nnz
+        usage = self._cache.get("usage") or _Usage()
+        this = self._extra_seconds(kernels.lookup(self, torch.empty(0, dtype=self.dtype)), columns, adjoint)
+        if nnz > MAX_ENTRIES or usage.regret_seconds + this < BUILD_NS_PER_ENTRY * 1e-9 * nnz:
             return ProjectorMethod.MATRIX_FREE
         available = available_memory()
         if available is not None and self.build_bytes > AUTO_MEMORY_FRACTION * available:
             return ProjectorMethod.MATRIX_FREE
         return ProjectorMethod.SPARSE
 
-    def _matrix_free_cost(self, kernel) -> ApplyCost:
-        if kernel is not None and isinstance(kernel.cost, ApplyCost):
-            return kernel.cost
-        return TORCH_MATRIX_FREE_COST
+    def _extra_seconds(self, kernel, columns: int, adjoint: bool) -> float:
+        """Modelled time of a matrix-free apply (by `kernel`, or the torch fallback) minus a sparse one."""
+        free = kernel.cost if kernel is not None and isinstance(kernel.cost, ApplyCost) else TORCH_MATRIX_FREE_COST
+        return free.seconds(self.nnz, columns, adjoint) - SPARSE_COST.seconds(self.nnz, columns, adjoint)
 
     def _run(self, columns: torch.Tensor, adjoint: bool) -> torch.Tensor:
         """A X (or A^T Y) on columns (H W, B) (or (n_rays, B)) by the method `method_for` picks."""
@@ -278,8 +288,7 @@ class JosephProjector(LinearOperator):
         kernel = kernels.lookup(self, columns)
         if self.method is ProjectorMethod.AUTO:
             usage = self._cache.setdefault("usage", _Usage())
-            extra = self._matrix_free_cost(kernel).seconds(self.nnz, n_columns, adjoint)
-            usage.regret_seconds += extra - SPARSE_COST.seconds(self.nnz, n_columns, adjoint)
+            usage.regret_seconds += self._extra_seconds(kernel, n_columns, adjoint)
         if kernel is not None:
             return kernel.adjoint(self, columns) if adjoint else kernel.forward(self, columns)
         table = self.ray_table
