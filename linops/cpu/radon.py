@@ -35,7 +35,7 @@ MIN_SAMPLES_PER_THREAD = 1 << 20
 
 #: rows (adjoint pass 1) or columns (pass 2) owned by one task: the block's output stays in cache while
 #: every ray's parameters are read once per block
-BLOCK = 8
+BLOCK = 16
 
 
 @numba.njit(inline="always")
@@ -130,20 +130,21 @@ def _gather_ray(y, x, j, lo, hi, along, across, n_across, o, a, w, i0, i1, cast)
 
 @numba.njit(parallel=True, nogil=True, cache=True, error_model="numpy")
 def adjoint_kernel(
-    y, x, steep_rays, flat_rays, offset, rate, length, touch_start, touch_stop, inner_start, inner_stop, height, width
+    y, x, steep_rays, flat_rays, offset, rate, length, touch_start, touch_stop, inner_start, inner_stop, height, width,
+    block_size,
 ):
     """x = A^T y with x (H W, B) zeroed by the caller, y (n_rays, B); steep_rays / flat_rays list the ray indices."""
     cast = x.dtype.type
-    for block in numba.prange((height + BLOCK - 1) // BLOCK):  # pass 1: rows, steep rays
-        r_lo, r_hi = block * BLOCK, min(height, (block + 1) * BLOCK)
+    for block in numba.prange((height + block_size - 1) // block_size):  # pass 1: rows, steep rays
+        r_lo, r_hi = block * block_size, min(height, (block + 1) * block_size)
         for n in range(steep_rays.size):
             j = steep_rays[n]
             lo, hi = max(r_lo, touch_start[j]), min(r_hi, touch_stop[j])
             if lo < hi:
                 _gather_ray(y, x, j, lo, hi, width, 1, width, offset[j], rate[j], length[j],
                             inner_start[j], inner_stop[j], cast)  # fmt: skip
-    for block in numba.prange((width + BLOCK - 1) // BLOCK):  # pass 2: columns, flat rays
-        c_lo, c_hi = block * BLOCK, min(width, (block + 1) * BLOCK)
+    for block in numba.prange((width + block_size - 1) // block_size):  # pass 2: columns, flat rays
+        c_lo, c_hi = block * block_size, min(width, (block + 1) * block_size)
         for n in range(flat_rays.size):
             j = flat_rays[n]
             lo, hi = max(c_lo, touch_start[j]), min(c_hi, touch_stop[j])
@@ -211,5 +212,5 @@ def adjoint(op, columns: torch.Tensor) -> torch.Tensor:
     H, W = op.image_shape
     x = torch.zeros(H * W, y.shape[1], dtype=y.dtype)
     _threads(op, y.shape[1])
-    adjoint_kernel(y.numpy(), x.numpy(), tables.steep_rays, tables.flat_rays, *tables.parameters(), H, W)
+    adjoint_kernel(y.numpy(), x.numpy(), tables.steep_rays, tables.flat_rays, *tables.parameters(), H, W, BLOCK)
     return x

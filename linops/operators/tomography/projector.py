@@ -77,11 +77,11 @@ class ApplyCost:
 # Fitted by benchmarks/radon_method_calibration.py on the project's machine (2-core x86 VM, shared; torch and
 # numba with 2 threads, float32), see benchmarks/results/radon_method_calibration.json.
 #: torch.sparse.mm with the stored CSR matrices
-SPARSE_COST = ApplyCost(forward_ns=(0.0, 0.0), adjoint_ns=(0.0, 0.0))
+SPARSE_COST = ApplyCost(forward_ns=(0.4, 0.3), adjoint_ns=(0.5, 0.3))
 #: the torch matrix-free fallback (chunks of materialised entries), used when no kernel is available
-TORCH_MATRIX_FREE_COST = ApplyCost(forward_ns=(0.0, 0.0), adjoint_ns=(0.0, 0.0))
+TORCH_MATRIX_FREE_COST = ApplyCost(forward_ns=(40.0, 10.0), adjoint_ns=(40.0, 10.0))
 #: building A and A^T (joseph_matrices), per stored entry
-BUILD_NS_PER_ENTRY = 0.0
+BUILD_NS_PER_ENTRY = 60.0
 #: AUTO builds the matrix only if the build's peak memory is at most this fraction of the available memory
 AUTO_MEMORY_FRACTION = 0.5
 
