@@ -30,6 +30,7 @@ GEOMETRIES = {
     "parallel-fine-spacing": lambda **k: Radon(
         (1, 6, 11), angles_deg=np.arange(9) * 20.0 + 3, n_detector=40, detector_spacing=0.35, **k
     ),
+    "parallel-single-row": lambda **k: Radon((1, 1, 9), angles_deg=[0.0, 20.0, 60.0, 90.0, 110.0], n_detector=12, **k),
     "tilt-series": lambda **k: Radon.tilt_series((1, 12, 9), 15, 60.0, detector_spacing=0.7, n_detector=18, **k),
     "fan": lambda **k: FanBeamRadon(
         (1, 11, 13), angles_deg=np.arange(17) * 360 / 17, source_distance=30.0, detector_distance=20.0,
@@ -42,14 +43,16 @@ GEOMETRIES = {
 DTYPES = [torch.float32, torch.float64]
 
 
-def dense_rows(op, adjoint=False):
-    """The dense A (or A^T) from applying op (or op.H) to every basis image in one batch."""
+def dense_rows(op, adjoint=False, one_at_a_time=False):
+    """The dense A (or A^T) from applying op (or op.H) to every basis image: in one batch (the kernels' batched
+    path), or one image per call (their single-image path)."""
     in_shape = op.out_shape if adjoint else op.in_shape
     n = math.prod(in_shape)
     eye = torch.eye(n, dtype=op.dtype).reshape(n, *in_shape)
+    apply = (op.H if adjoint else op).apply
     with torch.no_grad():
-        columns = (op.H if adjoint else op).apply(eye).reshape(n, -1)
-    return columns.T
+        columns = torch.stack([apply(e) for e in eye]) if one_at_a_time else apply(eye)
+    return columns.reshape(n, -1).T
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
@@ -60,6 +63,8 @@ def test_matrix_free_entries_equal_the_sparse_matrix_bit_for_bit(name, dtype):
     assert "csr" not in free._cache
     assert torch.equal(dense_rows(free), dense)
     assert torch.equal(dense_rows(free, adjoint=True), dense.T)
+    assert torch.equal(dense_rows(free, one_at_a_time=True), dense)
+    assert torch.equal(dense_rows(free, adjoint=True, one_at_a_time=True), dense.T)
     assert "csr" not in free._cache
 
 
@@ -87,7 +92,7 @@ STACKS = {
 def test_batched_stacks_agree_with_the_sparse_matrix(name, dtype, rtol):
     free, sparse = STACKS[name](method=FREE, dtype=dtype), STACKS[name](method=SPARSE, dtype=dtype)
     g = torch.Generator().manual_seed(0)
-    for batch in [(), (1,), (3,), (2, 2)]:
+    for batch in [(), (1,), (3,), (2, 2)]:  # with C D > 1 every call has several columns; see the bit test for one
         x = torch.randn(*batch, *free.in_shape, generator=g, dtype=dtype)
         y = torch.randn(*batch, *free.out_shape, generator=g, dtype=dtype)
         torch.testing.assert_close(free @ x, sparse @ x, rtol=rtol, atol=rtol * float(x.abs().max()) * 10)
