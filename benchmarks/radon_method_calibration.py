@@ -24,6 +24,7 @@ import platform
 import statistics
 import time
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +66,7 @@ def main() -> None:
     for n, views in SIZES:
         op = Radon((1, n, n), angles_deg=full_range_angles_deg(views), method=ProjectorMethod.MATRIX_FREE)
         table, nnz = op.ray_table, op.nnz
-        build, build_median = timed(lambda: joseph_matrices(table, op.image_shape, torch.float32), args.repeats)
+        build, build_median = timed(partial(joseph_matrices, table, op.image_shape, torch.float32), args.repeats)
         builds.append({"n": n, "views": views, "nnz": nnz, "build_s": build, "build_median_s": build_median})
         print(f"{n}^2, {views} views: nnz {nnz / 1e6:.1f} M, build {build:.3f} s ({build / nnz * 1e9:.1f} ns/entry)")
         A, At = op.matrix, op.matrix_t
@@ -75,23 +76,19 @@ def main() -> None:
             y = torch.rand(views * n, columns)
             kernel.forward(op, x), kernel.adjoint(op, y)  # compile (cached) outside the timing
             runs = {
-                "sparse_forward": lambda: torch.sparse.mm(A, x),
-                "sparse_adjoint": lambda: torch.sparse.mm(At, y),
-                "numba_forward": lambda: kernel.forward(op, x),
-                "numba_adjoint": lambda: kernel.adjoint(op, y),
+                "sparse_forward": partial(torch.sparse.mm, A, x),
+                "sparse_adjoint": partial(torch.sparse.mm, At, y),
+                "numba_forward": partial(kernel.forward, op, x),
+                "numba_adjoint": partial(kernel.adjoint, op, y),
             }
             if columns <= 4 and n <= 256:
-                runs["torch_forward"] = lambda: project(table, op.image_shape, x)
-                runs["torch_adjoint"] = lambda: backproject(table, op.image_shape, y)
+                runs["torch_forward"] = partial(project, table, op.image_shape, x)
+                runs["torch_adjoint"] = partial(backproject, table, op.image_shape, y)
             row = {"n": n, "views": views, "nnz": nnz, "columns": columns}
             for name, fn in runs.items():
                 row[name], row[name + "_median"] = timed(fn, args.repeats)
             rows.append(row)
-            print(
-                f"  B={columns}: "
-                + ", ".join(f"{k} {row[k] * 1e3:.1f} ms" for k in runs),
-                flush=True,
-            )
+            print(f"  B={columns}: " + ", ".join(f"{k} {row[k] * 1e3:.1f} ms" for k in runs), flush=True)
         del A, At
         op._cache.clear()
     constants = {
