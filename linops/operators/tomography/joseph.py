@@ -281,8 +281,9 @@ def project(table: RayTable, image_shape, columns: torch.Tensor) -> torch.Tensor
     out = columns.new_empty(len(table), columns.shape[1])
     for start, stop in _ray_chunks(len(table), image_shape, columns.shape[1]):
         pixel, weight = _chunk_entries(table, image_shape, start, stop)
+        pixel, weight = pixel.to(columns.device), weight.to(device=columns.device, dtype=columns.dtype)
         values = padded[pixel.reshape(-1).long()].reshape(*pixel.shape, -1)
-        out[start:stop] = torch.einsum("rn,rnb->rb", weight.to(columns.dtype), values)
+        out[start:stop] = torch.einsum("rn,rnb->rb", weight, values)
     return out
 
 
@@ -293,7 +294,8 @@ def backproject(table: RayTable, image_shape, columns: torch.Tensor) -> torch.Te
     out = columns.new_zeros(H * W + 1, columns.shape[1])
     for start, stop in _ray_chunks(len(table), image_shape, columns.shape[1]):
         pixel, weight = _chunk_entries(table, image_shape, start, stop)
-        contributions = weight.to(columns.dtype)[..., None] * columns[start:stop, None, :]
+        pixel, weight = pixel.to(columns.device), weight.to(device=columns.device, dtype=columns.dtype)
+        contributions = weight[..., None] * columns[start:stop, None, :]
         out.index_add_(0, pixel.reshape(-1).long(), contributions.reshape(-1, columns.shape[1]))
     return out[:-1]
 
