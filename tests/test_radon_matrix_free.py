@@ -8,6 +8,10 @@ rounded to the same dtype).
 """
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -301,3 +305,19 @@ def test_the_numba_kernel_is_registered_for_projectors_on_the_cpu():
     kernel = kernels.lookup(op, torch.zeros(1))
     assert kernel is linops.cpu.RADON and kernel.backend == "numba"
     assert linops.cpu.status().startswith("numba ")
+
+
+@pytest.mark.slow
+def test_importing_linops_and_counting_do_not_import_numba():
+    """numba (and its compile or cache load) is paid on the first matrix-free apply, not on `import linops`."""
+    code = (
+        "import sys, torch, linops\n"
+        "op = linops.Radon.full_range((1, 8, 8), 4)\n"
+        "op.nnz, op.memory_bytes\n"
+        "assert 'numba' not in sys.modules\n"
+        "op @ torch.rand(1, 8, 8)\n"
+        "assert 'numba' in sys.modules\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=root)
