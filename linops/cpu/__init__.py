@@ -48,8 +48,9 @@ def _radon_adjoint(op, columns):
     return radon.adjoint(op, columns)
 
 
-#: fitted by benchmarks/radon_method_calibration.py (see benchmarks/results/radon_method_calibration.json)
-NUMBA_RADON_COST = ApplyCost(forward_ns=(1.0, 0.4), adjoint_ns=(1.5, 0.5))
+#: ns per entry (a + b B) of the numba kernels on B columns, fitted with the projector's other constants
+#: (linops/operators/tomography/projector.py; benchmarks/results/radon_method_calibration_1t_cpu.json)
+NUMBA_RADON_COST = ApplyCost(forward_ns=(1.16, 0.112), adjoint_ns=(1.55, 0.336))
 
 RADON = kernels.register(
     JosephProjector,

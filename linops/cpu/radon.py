@@ -79,27 +79,25 @@ def forward_kernel(x, y, steep, offset, rate, length, touch_start, touch_stop, i
                 if lower + 1 <= n_across - 1:
                     acc += w1 * x[p + across, 0]
             y[j, 0] = acc
-        else:
-            row = y[j]
-            row[:] = 0
+        else:  # (indexing, not slicing: a slice per step costs a reference count)
+            for b in range(n_columns):
+                y[j, b] = 0
             for i in range(i0, i1):
                 lower, w0, w1 = _sample(a * i + o, w, cast)
                 p = i * along + lower * across
-                x0, x1 = x[p], x[p + across]
+                q = p + across
                 for b in range(n_columns):
-                    row[b] += w0 * x0[b] + w1 * x1[b]
+                    y[j, b] += w0 * x[p, b] + w1 * x[q, b]
             for n in range((i0 - t0) + (t1 - i1)):
                 i = _edge_step(n, t0, i0, i1)
                 lower, w0, w1 = _sample(a * i + o, w, cast)
                 p = i * along + lower * across
                 if lower >= 0:
-                    x0 = x[p]
                     for b in range(n_columns):
-                        row[b] += w0 * x0[b]
+                        y[j, b] += w0 * x[p, b]
                 if lower + 1 <= n_across - 1:
-                    x1 = x[p + across]
                     for b in range(n_columns):
-                        row[b] += w1 * x1[b]
+                        y[j, b] += w1 * x[p + across, b]
 
 
 @numba.njit(inline="always")
@@ -117,15 +115,13 @@ def _gather_ray(y, x, j, lo, hi, along, across, n_across, o, a, w, i0, i1, cast)
             if inner or lower + 1 <= n_across - 1:
                 x[p + across, 0] += w1 * v
         else:
-            yj = y[j]
             if inner or lower >= 0:
-                x0 = x[p]
                 for b in range(n_columns):
-                    x0[b] += w0 * yj[b]
+                    x[p, b] += w0 * y[j, b]
             if inner or lower + 1 <= n_across - 1:
-                x1 = x[p + across]
+                q = p + across
                 for b in range(n_columns):
-                    x1[b] += w1 * yj[b]
+                    x[q, b] += w1 * y[j, b]
 
 
 @numba.njit(parallel=True, nogil=True, cache=True, error_model="numpy")

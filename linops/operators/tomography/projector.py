@@ -74,14 +74,16 @@ class ApplyCost:
         return nnz * (a + b * columns) * 1e-9
 
 
-# Fitted by benchmarks/radon_method_calibration.py on the project's machine (2-core x86 VM, shared; torch and
-# numba with 2 threads, float32), see benchmarks/results/radon_method_calibration.json.
+# Fitted by benchmarks/radon_method_calibration.py --threads 1 --clock cpu on the project's machine (AMD EPYC VM,
+# 2 vCPUs shared with other jobs, float32; 2026-12-05; benchmarks/results/radon_method_calibration_1t_cpu.json):
+# parallel beam, 96^2 to 384^2 with 90 to 270 views, 1, 4 and 16 columns, the minimum of 12 interleaved rounds.
+# Only the ratios matter to the choice; with two threads the applies and the build all run about twice as fast.
 #: torch.sparse.mm with the stored CSR matrices
-SPARSE_COST = ApplyCost(forward_ns=(0.4, 0.3), adjoint_ns=(0.5, 0.3))
+SPARSE_COST = ApplyCost(forward_ns=(0.88, 0.086), adjoint_ns=(0.87, 0.086))
 #: the torch matrix-free fallback (chunks of materialised entries), used when no kernel is available
-TORCH_MATRIX_FREE_COST = ApplyCost(forward_ns=(40.0, 10.0), adjoint_ns=(40.0, 10.0))
-#: building A and A^T (joseph_matrices), per stored entry
-BUILD_NS_PER_ENTRY = 60.0
+TORCH_MATRIX_FREE_COST = ApplyCost(forward_ns=(17.6, 1.63), adjoint_ns=(14.8, 4.61))
+#: building A and A^T (joseph_matrices), per stored entry (52 to 70 ns over the sizes; the median)
+BUILD_NS_PER_ENTRY = 64.0
 #: AUTO builds the matrix only if the build's peak memory is at most this fraction of the available memory
 AUTO_MEMORY_FRACTION = 0.5
 
