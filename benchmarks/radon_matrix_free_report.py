@@ -21,14 +21,14 @@ RESULTS = Path(__file__).parent / "results"
 
 def main(paths: list[str]) -> None:
     runs = [json.loads(Path(p).read_text()) for p in paths]
-    times = defaultdict(lambda: {"min": [], "median": [], "extra": {}})
+    times = defaultdict(lambda: {"min": [], "median": [], "extra": []})
     for run in runs:
         for bench in run["benchmarks"]:
             peer = bench["extra_info"].get("peer", bench["name"])
             entry = times[(bench["group"], peer)]
             entry["min"].append(bench["stats"]["min"])
             entry["median"].append(bench["stats"]["median"])
-            entry["extra"] = bench["extra_info"]
+            entry["extra"].append({k: v for k, v in bench["extra_info"].items() if k != "peer"})
     rows = []
     for (group, peer), entry in sorted(times.items()):
         astra = times.get((group, "astra-linear"))
@@ -53,10 +53,11 @@ def main(paths: list[str]) -> None:
                      f"{r['runs']} | {ratio} |")  # fmt: skip
     extra = [r for r in rows if r["group"].startswith(("peak rss", "numba compile"))]
     if extra:
-        lines += ["", "| group | peer | details |", "|---|---|---|"]
+        lines += ["", "| group | peer | run | details |", "|---|---|---|---|"]
         for r in extra:
-            details = {k: v for k, v in r["extra"].items() if k != "peer"}
-            lines.append(f"| {r['group']} | {r['peer']} | {json.dumps(details)} |")
+            for i, details in enumerate(r["extra"]):
+                shown = {k: round(v, 3) if isinstance(v, float) else v for k, v in details.items()}
+                lines.append(f"| {r['group']} | {r['peer']} | {i + 1} | {json.dumps(shown)} |")
     (RESULTS / "radon_matrix_free.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
