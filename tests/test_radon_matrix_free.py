@@ -277,6 +277,20 @@ def test_conversions_drop_derived_state_and_keep_the_method():
     assert converted.matrix.dtype == torch.float64
 
 
+def test_an_operator_in_use_pickles():
+    """Workers (Dask) receive operators by pickle: the derived state holds no lock or compiled object."""
+    import pickle
+
+    op = FanBeamRadon.full_range((1, 10, 9), 6, source_distance=20.0, detector_distance=4.0)
+    x = torch.rand(1, 10, 9)
+    y = op @ x
+    op.H @ y
+    assert "usage" in op._cache and "rays" in op._cache
+    torch.testing.assert_close(pickle.loads(pickle.dumps(op)) @ x, y, rtol=0, atol=0)
+    assert op.matrix.shape == op.shape  # and once the matrix is built
+    torch.testing.assert_close(pickle.loads(pickle.dumps(op)).H @ y, op.H @ y, rtol=0, atol=0)
+
+
 # ----------------------------------------------------------------------------------------------
 # the kernel table
 

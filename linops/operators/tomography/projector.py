@@ -88,6 +88,10 @@ BUILD_NS_PER_ENTRY = 64.0
 AUTO_MEMORY_FRACTION = 0.5
 
 
+#: one matrix build at a time in the process (threads sharing an operator build it once; the cache stays picklable)
+_BUILD_LOCK = threading.Lock()
+
+
 @dataclass
 class _Usage:
     """What AUTO has spent so far: the modelled extra seconds of matrix-free applies over sparse ones."""
@@ -167,7 +171,7 @@ class JosephProjector(LinearOperator):
         """(A, A^T) as CSR, built on first use of the sparse path and cached (rebuilt after `.to()`); raises
         MemoryError, before allocating anything, when the build would not fit in the available memory."""
         if "csr" not in self._cache:
-            with self._cache.setdefault("lock", threading.Lock()):
+            with _BUILD_LOCK:
                 if "csr" not in self._cache:
                     self._check_fits()
                     matrix, matrix_t = joseph_matrices(self.ray_table, self.image_shape, self.dtype)
