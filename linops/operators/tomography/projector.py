@@ -13,14 +13,14 @@ image. Every image of a batch (samples, channels, slices) is a column of one pro
 
 and the adjoint is A^T Y, computed one of two ways (`ProjectorMethod`), with the same entries:
 
-    MATRIX_FREE  A's entries are recomputed on every apply from the ray table (joseph.RayTable, 41 bytes a ray):
+    MATRIX_FREE  A's entries are recomputed on every apply from the ray table (joseph.RayTable, 57 bytes a ray):
                  the numba kernels of linops/cpu when numba imports (multithreaded, no atomics), else a chunked
                  torch path. No setup beyond the table; memory stays O(rays + pixels).
     SPARSE       A and A^T are built once as CSR (2 nnz (itemsize + 4) bytes) and applied by torch.sparse.mm.
 
 AUTO (the default) starts matrix-free and builds the matrix once the extra time spent by matrix-free applies,
-as the cost model predicts it, reaches the modelled build time (the rent-or-buy rule, never more than twice
-the better of the two choices in hindsight), and only if the build fits in half of the available memory.
+as the cost model predicts it, reaches the modelled build time (the rent-or-buy rule: in hindsight about twice
+the time of the better choice at worst, as modelled), and only if the build fits in half of the available memory.
 The costs are linear in nnz (exactly counted from the ray table without building anything; see `nnz`) and
 in the number of columns, with constants fitted on the project's machine (`SPARSE_COST`, `BUILD_NS_PER_ENTRY`,
 the kernel's own `cost`).
@@ -159,7 +159,7 @@ class JosephProjector(LinearOperator):
     # derived data, cached in self._cache (dropped by copies and `.to()`)
     @property
     def ray_table(self) -> RayTable:
-        """Joseph's parameters and exact step ranges of every ray (joseph.RayTable; float64, 41 bytes a ray)."""
+        """Joseph's parameters and exact step ranges of every ray (joseph.RayTable; 57 bytes a ray), cached."""
         table = self._cache.get("rays")
         if table is None:
             g = self.geometry
