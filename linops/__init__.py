@@ -5,7 +5,7 @@ y = A @ x                                # x of shape (*batch, 1, 64, 64)
 x_adj = A.H @ y                          # exact adjoint; also the backward of A
 """
 
-from . import cuda, rules, testing
+from . import cpu, cuda, rules, testing  # cpu registers the numba kernels (numba is imported on first use)
 from .algebra import Adjoint, Composition, Scaled, Sum, Transpose, add, compose, power, scale
 from .base import LinearOperator
 from .blocks import BlockDiag, HStack, Kron, VStack, block, block_diag, hstack, kron, vstack
@@ -41,7 +41,7 @@ from .operators import (
     gaussian_kernel,
     gaussian_kernel_1d,
 )
-from .operators.tomography import FanBeamRadon, FanToParallel, FilterWindow, Radon, fbp
+from .operators.tomography import FanBeamRadon, FanToParallel, FilterWindow, ProjectorMethod, Radon, fbp
 from .simplify import simplify
 from .spectral import (
     CG,
@@ -119,6 +119,7 @@ __all__ = [
     "FanBeamRadon",
     "FanToParallel",
     "FilterWindow",
+    "ProjectorMethod",
     "Radon",
     "fbp",
     "CG",
@@ -137,6 +138,7 @@ __all__ = [
     "solve",
     "svd",
     "Gradient",
+    "cpu",
     "cuda",
     "normal_residual",
 ]

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import torch
 
-from ..operators.tomography import FanBeamRadon, FanToParallel, Radon
+from ..operators.tomography import FanBeamRadon, FanToParallel, ProjectorMethod, Radon
 from .market import register
 
 
@@ -122,6 +122,25 @@ def _(dtype, g):
     return FanBeamRadon.full_range(
         (2, 2, 8, 8), 5, source_distance=9.0, detector_distance=0.0, n_detector=12, detector_spacing=0.8, dtype=dtype
     )
+
+
+@register("radon-sparse", reference=np_project)
+def _(dtype, g):
+    # the stored-matrix path (the entries above apply the matrix-free path: AUTO starts without the matrix)
+    return Radon((2, 9, 7), angles_deg=_ANGLES, n_detector=11, method=ProjectorMethod.SPARSE, dtype=dtype)
+
+
+@register("fan-beam-volume-sparse", reference=np_project)
+def _(dtype, g):
+    return FanBeamRadon.full_range(
+        (1, 2, 8, 7), 6, source_distance=9.0, detector_distance=2.0, method=ProjectorMethod.SPARSE, dtype=dtype
+    )
+
+
+@register("radon-matrix-free-volume", reference=np_project)
+def _(dtype, g):
+    return Radon.tilt_series((2, 3, 7, 8), 6, 55.0, detector_spacing=0.8, method=ProjectorMethod.MATRIX_FREE,
+                             dtype=dtype)  # fmt: skip
 
 
 @register("fan-to-parallel-volume")

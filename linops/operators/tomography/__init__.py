@@ -6,12 +6,13 @@ a parallel ray measures the line x cos theta + y sin theta = s_k. Sinograms are 
 
     Radon / FanBeamRadon:  (C, H, W) -> (C, n_angles, n_detector),  (C, D, H, W) -> (C, n_angles, D, n_detector)
 
-The discretization is Joseph's method, stored as a sparse matrix and its exact transpose; joseph.py
-documents the weights ray by ray (the contract for matrix-free kernels).
+The discretization is Joseph's method, applied matrix-free (numba kernels in linops/cpu) or as a stored sparse
+matrix and its exact transpose, chosen by a cost model (`ProjectorMethod`); joseph.py documents the weights ray
+by ray (the contract for matrix-free kernels).
 
     geometry.py   angles (degrees or radians, full range, tilt series), detector, rays
     joseph.py     the weight formula and the sparse-matrix construction
-    projector.py  applying the matrix to images and stacks (batches as columns of one sparse product)
+    projector.py  applying A to images and stacks (batches as columns), matrix-free or sparse, and the cost model
     parallel.py   Radon          fan.py   FanBeamRadon          fbp.py   fbp, FilterWindow
     rebin.py      FanToParallel: full-turn fan data as parallel data (so fbp inverts a fan beam too)
     symmetry.py   the image flips each geometry commutes with (for `linops.spectral.SymmetricGramEigh`)
@@ -22,7 +23,7 @@ from .fan import FanBeamRadon
 from .fbp import FilterWindow, angle_weights, fbp, filter_sinogram
 from .geometry import FanBeamGeometry, ParallelBeamGeometry, full_range_angles_deg, tilt_series_angles_deg
 from .parallel import Radon
-from .projector import JosephProjector
+from .projector import JosephProjector, ProjectorMethod
 from .rebin import FanToParallel
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "FanToParallel",
     "FilterWindow",
     "JosephProjector",
+    "ProjectorMethod",
     "ParallelBeamGeometry",
     "Radon",
     "angle_weights",

@@ -7,7 +7,7 @@ import math
 import torch
 
 from .geometry import FanBeamGeometry, angles_in_radians, full_range_angles_deg, positive_float
-from .projector import JosephProjector, check_in_shape
+from .projector import JosephProjector, ProjectorMethod, check_in_shape
 
 
 class FanBeamRadon(JosephProjector):
@@ -26,7 +26,8 @@ class FanBeamRadon(JosephProjector):
     Shapes as `Radon`: (C, H, W) -> (C, n_angles, n_detector); (C, D, H, W) -> (C, n_angles, D, n_detector)
     with one fan per slice (a stack of 2-D fans, not a cone beam). The source circle must enclose the image.
     `n_detector` defaults to the bins that cover the magnified inscribed disc. The adjoint is the exact
-    transpose. Memory as `Radon`: about 2 nnz (itemsize + 4) bytes, nnz ≈ 2 n_angles n_detector max(H, W).
+    transpose. `method` and memory as `Radon`: matrix-free by default until building the matrix pays off,
+    which takes about 2 nnz (itemsize + 4) bytes, nnz ≈ 2 n_angles n_detector max(H, W).
     """
 
     def __init__(
@@ -40,6 +41,7 @@ class FanBeamRadon(JosephProjector):
         n_detector: int | None = None,
         detector_spacing: float = 1.0,
         pixel_size: float = 1.0,
+        method: ProjectorMethod = ProjectorMethod.AUTO,
         dtype: torch.dtype = torch.float32,
         device="cpu",
     ):
@@ -55,7 +57,7 @@ class FanBeamRadon(JosephProjector):
             )
         geometry = FanBeamGeometry(angles, n_detector, source_distance, detector_distance, detector_spacing, pixel_size)
         geometry.check_image(in_shape[-2:])
-        super().__init__(in_shape, geometry, dtype=dtype, device=device)
+        super().__init__(in_shape, geometry, method=method, dtype=dtype, device=device)
 
     @classmethod
     def full_range(cls, in_shape, n_angles: int, **kwargs) -> FanBeamRadon:

@@ -1,29 +1,102 @@
-"""Applying a precomputed ray-by-pixel matrix to images and to stacks of slices.
+"""Joseph projectors: applied matrix-free or through the stored sparse matrix, chosen by a cost model.
 
-A projector with geometry G and image grid H x W stores the Joseph matrix A (n_views n_detector rows,
-H W columns; see joseph.py) and its transpose, both as torch sparse CSR tensors, and maps
+A projector with geometry G and image grid H x W applies the Joseph matrix A (n_views n_detector rows,
+H W columns; joseph.py gives its entries) to images and stacks of slices,
 
     images  (C, H, W)     ->  sinograms                 (C, n_views, n_detector)
     stacks  (C, D, H, W)  ->  tilt series of projections (C, n_views, D, n_detector)
 
 A stack is D independent slices along the tilt (rotation) axis: slice d gives row d of every projection
-image. Application is one sparse-times-dense product with every slice of the batch as a column:
+image. Every image of a batch (samples, channels, slices) is a column of one product,
 
     Y = A X,    X = [x_1 ... x_B] of shape (H W, B),   B = batch * C * D,
 
-and the adjoint is A^T Y with the stored transpose, so <A x, y> = <x, A^T y> holds to rounding.
+and the adjoint is A^T Y, computed one of two ways (`ProjectorMethod`), with the same entries:
+
+    MATRIX_FREE  A's entries are recomputed on every apply from the ray table (joseph.RayTable, 57 bytes a ray):
+                 the numba kernels of linops/cpu when numba imports (multithreaded, no atomics), else a chunked
+                 torch path. No setup beyond the table; memory stays O(rays + pixels).
+    SPARSE       A and A^T are built once as CSR (2 nnz (itemsize + 4) bytes) and applied by torch.sparse.mm.
+
+AUTO (the default) starts matrix-free and builds the matrix once the extra time spent by matrix-free applies,
+as the cost model predicts it, reaches the modelled build time (the rent-or-buy rule: in hindsight about twice
+the time of the better choice at worst, as modelled), and only if the build fits in half of the available memory.
+The costs are linear in nnz (exactly counted from the ray table without building anything; see `nnz`) and
+in the number of columns, with constants fitted on the project's machine (`SPARSE_COST`, `BUILD_NS_PER_ENTRY`,
+the kernel's own `cost`).
+
+Backends: CPU kernels are looked up in the kernel table (linops/backends.py) for (JosephProjector, "cpu"); a
+kernel takes (op, X) with X of shape (H W, B) and returns A X of shape (n_views n_detector, B), or (op, Y) and
+returns A^T Y, in the columns' dtype, reading `op.ray_table`. CUDA tensors use the CuPy kernels (linops/cuda).
 """
 
 from __future__ import annotations
 
+import enum
 import math
+import threading
+from dataclasses import dataclass
 
 import torch
 
+from ...backends import kernels
 from ...base import LinearOperator, as_shape
 from ...cuda import dispatch
 from ...cuda import radon as radon_kernels
-from .joseph import joseph_matrices, memory_bytes
+from ...memory import available_bytes, format_bytes
+from .joseph import MAX_ENTRIES, RayTable, backproject, joseph_matrices, memory_bytes, project, ray_table
+
+
+def available_memory() -> int | None:
+    """Bytes still available to this process (linops.memory.available_bytes); a function of this module so
+    that tests can pretend a smaller machine."""
+    return available_bytes()
+
+
+class ProjectorMethod(enum.Enum):
+    """How a projector applies A: AUTO (cost model, the default), MATRIX_FREE (never stores A) or SPARSE
+    (builds A and A^T as CSR on first use; refuses when they would not fit in the available memory)."""
+
+    AUTO = "auto"
+    MATRIX_FREE = "matrix-free"
+    SPARSE = "sparse"
+
+
+@dataclass(frozen=True)
+class ApplyCost:
+    """Modelled time of one apply of A (forward) or A^T (adjoint) to B columns: nnz (a + b B) nanoseconds."""
+
+    forward_ns: tuple[float, float]
+    adjoint_ns: tuple[float, float]
+
+    def seconds(self, nnz: int, columns: int, adjoint: bool) -> float:
+        a, b = self.adjoint_ns if adjoint else self.forward_ns
+        return nnz * (a + b * columns) * 1e-9
+
+
+# Fitted by benchmarks/radon_method_calibration.py --threads 1 --clock cpu on the project's machine (AMD EPYC VM,
+# 2 vCPUs shared with other jobs, float32; 2026-12-05; benchmarks/results/radon_method_calibration_1t_cpu.json):
+# parallel beam, 96^2 to 384^2 with 90 to 270 views, 1, 4 and 16 columns, the minimum of 12 interleaved rounds.
+# Only the ratios matter to the choice; with two threads the applies and the build all run about twice as fast.
+#: torch.sparse.mm with the stored CSR matrices
+SPARSE_COST = ApplyCost(forward_ns=(0.88, 0.086), adjoint_ns=(0.87, 0.086))
+#: the torch matrix-free fallback (chunks of materialised entries), used when no kernel is available
+TORCH_MATRIX_FREE_COST = ApplyCost(forward_ns=(17.6, 1.63), adjoint_ns=(14.8, 4.61))
+#: building A and A^T (joseph_matrices), per stored entry (52 to 70 ns over the sizes; the median)
+BUILD_NS_PER_ENTRY = 64.0
+#: AUTO builds the matrix only if the build's peak memory is at most this fraction of the available memory
+AUTO_MEMORY_FRACTION = 0.5
+
+
+#: one matrix build at a time in the process (threads sharing an operator build it once; the cache stays picklable)
+_BUILD_LOCK = threading.Lock()
+
+
+@dataclass
+class _Usage:
+    """What AUTO has spent so far: the modelled extra seconds of matrix-free applies over sparse ones."""
+
+    regret_seconds: float = 0.0
 
 
 def check_in_shape(in_shape, owner: str) -> tuple[int, ...]:
@@ -53,40 +126,73 @@ class JosephProjector(LinearOperator):
     """y = A x with A the Joseph matrix of `geometry` on the trailing H x W grid of `in_shape`.
 
     `geometry` is a `ParallelBeamGeometry` or a `FanBeamGeometry`; `Radon` and `FanBeamRadon` are the
-    constructors to use. Memory: A and A^T as CSR with int32 indices (built on the first torch-path use),
-    2 nnz (itemsize + 4) bytes plus the row pointers (`memory_bytes`); nnz is about 2 max(H, W) per ray
-    that meets the image.
+    constructors to use. `method` (a `ProjectorMethod`) chooses how A is applied (module docstring): AUTO
+    starts matrix-free and builds the sparse matrix once that pays off and fits; MATRIX_FREE never builds it;
+    SPARSE builds it on first use. Memory of the matrix: A and A^T as CSR with int32 indices,
+    `memory_bytes` = 2 nnz (itemsize + 4) bytes plus the row pointers, nnz about 2 max(H, W) per ray that meets
+    the image; `nnz` and `memory_bytes` are counted from the geometry without building anything.
     """
 
-    def __init__(self, in_shape, geometry, *, dtype: torch.dtype = torch.float32, device="cpu"):
+    def __init__(
+        self,
+        in_shape,
+        geometry,
+        *,
+        method: ProjectorMethod = ProjectorMethod.AUTO,
+        dtype: torch.dtype = torch.float32,
+        device="cpu",
+    ):
         owner = type(self).__name__
         in_shape = check_in_shape(in_shape, owner)
         dtype = check_dtype(dtype, owner)
+        if not isinstance(method, ProjectorMethod):
+            choices = ", ".join(f"ProjectorMethod.{m.name}" for m in ProjectorMethod)
+            raise TypeError(f"{owner}: method must be one of {choices}, got {method!r}.")
         lead = in_shape[:-2]
         views, bins = geometry.n_views, geometry.n_detector
         out_shape = (lead[0], views, bins) if len(lead) == 1 else (lead[0], views, lead[1], bins)
         super().__init__(in_shape, out_shape, dtype=dtype, device=device)
         self.geometry = geometry
+        self.method = method
 
     # ----------------------------------------------------------------------------------------
+    # derived data, cached in self._cache (dropped by copies and `.to()`)
+    @property
+    def ray_table(self) -> RayTable:
+        """Joseph's parameters and exact step ranges of every ray (joseph.RayTable; 57 bytes a ray), cached."""
+        table = self._cache.get("rays")
+        if table is None:
+            g = self.geometry
+            table = ray_table(g.rays(self.image_shape), self.image_shape, g.pixel_size)
+            self._cache["rays"] = table
+        return table
+
     def _csr(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(A, A^T) as CSR, built on first use of the torch path and cached (rebuilt after `.to()`); the CuPy
-        kernels compute the same weights on the fly and never need them."""
+        """(A, A^T) as CSR, built on first use of the sparse path and cached (rebuilt after `.to()`); raises
+        MemoryError, before allocating anything, when the build would not fit in the available memory."""
         if "csr" not in self._cache:
-            image_shape, g = self.image_shape, self.geometry
-            matrix, matrix_t = joseph_matrices(g.rays(image_shape), image_shape, g.pixel_size, self.dtype)
-            self._cache["csr"] = (matrix.to_torch(self.dtype, self.device), matrix_t.to_torch(self.dtype, self.device))
+            with _BUILD_LOCK:
+                if "csr" not in self._cache:
+                    self._check_fits()
+                    matrix, matrix_t = joseph_matrices(self.ray_table, self.image_shape, self.dtype)
+                    csr = (matrix.to_torch(self.dtype, self.device), matrix_t.to_torch(self.dtype, self.device))
+                    self._cache["csr"] = csr
         return self._cache["csr"]
 
     @property
     def matrix(self) -> torch.Tensor:
-        """A as a torch sparse CSR tensor (n_views n_detector, H W)."""
+        """A as a torch sparse CSR tensor (n_views n_detector, H W); builds it if needed (see `memory_bytes`)."""
         return self._csr()[0]
 
     @property
     def matrix_t(self) -> torch.Tensor:
-        """A^T as a torch sparse CSR tensor (H W, n_views n_detector)."""
+        """A^T as a torch sparse CSR tensor (H W, n_views n_detector); builds it if needed."""
         return self._csr()[1]
+
+    @property
+    def has_matrix(self) -> bool:
+        """True once A and A^T are stored (by the SPARSE or AUTO method, or by asking for `matrix`)."""
+        return "csr" in self._cache
 
     # ----------------------------------------------------------------------------------------
     @property
@@ -116,15 +222,83 @@ class JosephProjector(LinearOperator):
 
     @property
     def nnz(self) -> int:
-        """Stored entries of A (A^T stores as many)."""
-        return self.matrix.values().numel()
+        """Entries of A (A^T stores as many), counted exactly from the ray table without building A."""
+        if "nnz" not in self._cache:
+            self._cache["nnz"] = int(self.ray_table.entry_counts().sum())
+        return self._cache["nnz"]
 
     @property
     def memory_bytes(self) -> int:
-        """Bytes held by A and A^T."""
-        m, n = self.matrix.shape
-        index_bytes = self.matrix.col_indices().element_size()
-        return memory_bytes(self.nnz, m, n, self.matrix.values().element_size(), index_bytes)
+        """Bytes that A and A^T take once stored (CSR, int32 indices), without building them."""
+        m, n = self.n_views * self.n_detector, math.prod(self.image_shape)
+        return memory_bytes(self.nnz, m, n, self.dtype.itemsize, 4)
+
+    @property
+    def build_bytes(self) -> int:
+        """Peak memory of building the matrix: `memory_bytes` plus the construction's scratch (per-pixel and
+        per-ray counters and one chunk of candidate entries)."""
+        n_rays, n_pixels = self.n_views * self.n_detector, math.prod(self.image_shape)
+        return self.memory_bytes + 40 * n_pixels + 16 * n_rays + (1 << 20) * 56
+
+    def _check_fits(self) -> None:
+        available = available_memory()
+        need = self.build_bytes
+        if available is not None and need > available:
+            raise MemoryError(
+                f"{self!r}: the sparse matrices A and A^T need {format_bytes(need)} to build ({self.nnz} entries "
+                f"of {self.dtype}, memory_bytes = {format_bytes(self.memory_bytes)}), but {format_bytes(available)} "
+                f"is available. Use method=ProjectorMethod.MATRIX_FREE (or AUTO), which stores no matrix."
+            )
+
+    # ----------------------------------------------------------------------------------------
+    # the choice of method
+    def method_for(self, columns: int = 1, adjoint: bool = False) -> ProjectorMethod:
+        """MATRIX_FREE or SPARSE: the method of the next apply of A (adjoint: A^T) to `columns` images (H x W
+        planes), in the current state.
+
+        AUTO on the CPU is rent-or-buy: SPARSE if the matrix is stored; else SPARSE (build now) if the modelled
+        extra time of the matrix-free applies so far, plus that of this one, reaches the modelled build time,
+
+            sum over applies (free - sparse)  +  (free - sparse)(this apply)  >=  BUILD_NS_PER_ENTRY nnz,
+
+        and the build fits in AUTO_MEMORY_FRACTION of the available memory and int32 indices; else MATRIX_FREE.
+        So one image at a time starts matrix-free and builds after enough applies, while a large batch of
+        slices builds at once. Off the CPU (no CPU kernels apply; CUDA tensors use the CuPy kernels when CuPy
+        imports) AUTO keeps the sparse matrix.
+        """
+        if self.method is not ProjectorMethod.AUTO:
+            return self.method
+        if self.has_matrix or self.device.type != "cpu":
+            return ProjectorMethod.SPARSE
+        nnz = self.nnz
+        usage = self._cache.get("usage") or _Usage()
+        this = self._extra_seconds(kernels.lookup(self, torch.empty(0, dtype=self.dtype)), columns, adjoint)
+        if nnz > MAX_ENTRIES or usage.regret_seconds + this < BUILD_NS_PER_ENTRY * 1e-9 * nnz:
+            return ProjectorMethod.MATRIX_FREE
+        available = available_memory()
+        if available is not None and self.build_bytes > AUTO_MEMORY_FRACTION * available:
+            return ProjectorMethod.MATRIX_FREE
+        return ProjectorMethod.SPARSE
+
+    def _extra_seconds(self, kernel, columns: int, adjoint: bool) -> float:
+        """Modelled time of a matrix-free apply (by `kernel`, or the torch fallback) minus a sparse one."""
+        free = kernel.cost if kernel is not None and isinstance(kernel.cost, ApplyCost) else TORCH_MATRIX_FREE_COST
+        return free.seconds(self.nnz, columns, adjoint) - SPARSE_COST.seconds(self.nnz, columns, adjoint)
+
+    def _run(self, columns: torch.Tensor, adjoint: bool) -> torch.Tensor:
+        """A X (or A^T Y) on columns (H W, B) (or (n_rays, B)) by the method `method_for` picks."""
+        n_columns = columns.shape[1]
+        if self.method_for(n_columns, adjoint) is ProjectorMethod.SPARSE:
+            matrix, matrix_t = self._csr()
+            return torch.sparse.mm(matrix_t if adjoint else matrix, columns)
+        kernel = kernels.lookup(self, columns)
+        if self.method is ProjectorMethod.AUTO:
+            usage = self._cache.setdefault("usage", _Usage())
+            usage.regret_seconds += self._extra_seconds(kernel, n_columns, adjoint)
+        if kernel is not None:
+            return kernel.adjoint(self, columns) if adjoint else kernel.forward(self, columns)
+        table = self.ray_table
+        return backproject(table, self.image_shape, columns) if adjoint else project(table, self.image_shape, columns)
 
     # ----------------------------------------------------------------------------------------
     def _slices(self) -> int:
@@ -137,7 +311,7 @@ class JosephProjector(LinearOperator):
         H, W = self.image_shape
         # every (sample, channel, slice) becomes a column: (H W, B), row-major (faster in MKL than column-major)
         columns = x.reshape(n, channels, depth, H, W).permute(3, 4, 0, 1, 2).reshape(H * W, -1)
-        rays = torch.sparse.mm(self.matrix, columns)  # (n_views n_detector, B)
+        rays = self._run(columns, adjoint=False)  # (n_views n_detector, B)
         rays = rays.reshape(self.n_views, self.n_detector, n, channels, depth)
         return rays.permute(2, 3, 0, 4, 1).reshape(n, *self.out_shape)
 
@@ -147,7 +321,7 @@ class JosephProjector(LinearOperator):
         n, channels, depth = y.shape[0], self.in_shape[0], self._slices()
         y = y.reshape(n, channels, self.n_views, depth, self.n_detector)
         columns = y.permute(2, 4, 0, 1, 3).reshape(self.n_views * self.n_detector, -1)
-        pixels = torch.sparse.mm(self.matrix_t, columns)  # (H W, B)
+        pixels = self._run(columns, adjoint=True)  # (H W, B)
         pixels = pixels.reshape(*self.image_shape, n, channels, depth)
         return pixels.permute(2, 3, 4, 0, 1).reshape(n, *self.in_shape)
 
