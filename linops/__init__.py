@@ -36,6 +36,7 @@ from .operators import (
     SeparableBlur,
     SeverityFamily,
     Tiles,
+    TransportOfIntensity,
     Zero,
     gaussian_blur,
     gaussian_kernel,
@@ -131,6 +132,7 @@ __all__ = [
     "solve",
     "svd",
     "Gradient",
+    "TransportOfIntensity",
     "cuda",
     "normal_residual",
 ]
