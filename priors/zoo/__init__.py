@@ -24,6 +24,7 @@ from .build import (
 )
 from .catalog import RECIPES
 from .recipes import (
+    ConditionalDiffusion,
     DataSpec,
     Degradation,
     Denoising,
@@ -38,6 +39,7 @@ from .recipes import (
 
 __all__ = [
     "RECIPES",
+    "ConditionalDiffusion",
     "DataSpec",
     "Degradation",
     "Denoising",

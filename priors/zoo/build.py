@@ -69,17 +69,13 @@ def training_images(r: Recipe, split: Split = Split.TRAIN, count: int | None = N
     STANDARDIZE declares `standardized(m, s)` with m, s the mean over the training images of their
     per-image mean and standard deviation in [0, 1] units: the affine map that best matches per-image
     standardization on this data (used by `to_convention`; see the model cards). ZERO_MEAN declares
-    `zero_mean(m)` with m the training images' average mean, in the same spirit."""
+    `zero_mean(m)` with m the images' average mean, in the same spirit."""
     images = r.data.images(split, count).tensor()
     if r.data.normalization is Normalization.UNIT:
         return images, UNIT
     flat = images.reshape(images.shape[0], -1)
     if r.data.normalization is Normalization.ZERO_MEAN:
-        if split is not Split.TRAIN:  # the declared convention is the training set's
-            flat_train = r.data.images(Split.TRAIN, min(r.data.count, 256)).tensor().reshape(-1, flat.shape[1])
-        else:
-            flat_train = flat
-        convention = zero_mean(round(float(flat_train.mean(1).mean()), 4))
+        convention = zero_mean(round(float(flat.mean(1).mean()), 4))
         return 2 * (images - flat.mean(1).reshape(-1, 1, 1, 1)), convention
     convention = standardized(round(float(flat.mean(1).mean()), 4), round(float(flat.std(1).mean()), 4))
     return standardize(images), convention

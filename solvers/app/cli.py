@@ -1,6 +1,7 @@
 """The command line: `demo` (the DDGM comparison) and `reconstruct` (a real tilt series).
 
     python -m solvers demo [--size 64] [--output out/demo]
+    python -m solvers demo --task qpi           # CVDM's task: phase from defocus (TIE)
     python -m solvers reconstruct series.mrc --angles series.rawtlt --solver ddgm --output volume.mrc
 """
 
@@ -22,6 +23,8 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the DDGM comparison on a held-out test image")
     demo.add_argument("--output", type=Path, default=Path("out/demo"), help="folder for the figure and tables")
+    demo.add_argument("--task", choices=("tomography", "qpi"), default="tomography",
+                      help="tomography: the DDGM comparison; qpi: CVDM's phase-from-defocus comparison")
     demo.add_argument("--size", type=int, default=64, help="image side (128 is the DDGM paper's; slower first run)")
     demo.add_argument("--views", type=int, default=128)
     demo.add_argument("--max-tilt", type=float, default=60.0, help="degrees")
@@ -109,6 +112,11 @@ def build_solver(args):
 
 
 def _demo(args) -> None:
+    if args.task == "qpi":
+        from .qpi import QPIDemoSettings, run_qpi_demo
+
+        run_qpi_demo(QPIDemoSettings(image=args.image, seed=args.seed), args.output, progress=not args.quiet)
+        return
     from .demo import DemoSettings, run_demo
 
     settings = DemoSettings(size=args.size, views=args.views, max_tilt_deg=args.max_tilt, snr=args.snr,
