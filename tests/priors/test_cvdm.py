@@ -191,3 +191,34 @@ def test_regularized_inverse_recovers_zero_mean_phase_and_condition_shape():
         m.condition(y[:, :, :8])
     with pytest.raises(ValueError, match="noise"):
         PhaseFromDefocus(noise=(0.3, 0.1))
+
+
+# ----------------------------------------------------------------------------------------------
+# the bundled conditional priors
+
+
+@pytest.mark.parametrize("name", ["cvdm-qpi", "cvdm-simple-qpi", "cddpm-qpi"])
+def test_bundled_schedules_are_monotone_and_meet_their_boundaries(name):
+    """On held-out measurements: gamma non-increasing in t for every pixel, gamma(1 / T) close to 1 and
+    gamma(1 - 1 / T) small for every pixel (the boundary terms of L_beta, balanced against the regulariser:
+    see the model card), lambda(y) varying over the pixels only for the per-pixel schedule."""
+    import priors
+    from priors.data import Split
+    from priors.zoo import recipe, training_images
+
+    r = recipe(name)
+    prior = priors.load(name)
+    x, _ = training_images(r, Split.TEST, 2)
+    with torch.no_grad():
+        c = prior.condition(r.objective.measurement.simulate(x, torch.Generator().manual_seed(0), 0.1))
+        lam = prior.lam(c)
+        gammas = torch.stack([prior.gamma(float(t), lam) for t in torch.linspace(0, 1, 101)])
+    T = r.objective.steps
+    assert bool((gammas.diff(dim=0) <= 0).all()) and bool((gammas[0] == 1).all())
+    assert float(prior.gamma(1 / T, lam).min()) > 0.95
+    assert float(prior.gamma(1 - 1 / T, lam).max()) < GAMMA_1_BOUND[name]
+    spatial = float(lam.reshape(2, -1).std(1).max())
+    assert (spatial > 1e-3) if name == "cvdm-qpi" else (spatial == 0.0)
+
+
+GAMMA_1_BOUND = {"cvdm-qpi": 0.2, "cvdm-simple-qpi": 0.2, "cddpm-qpi": 1e-4}
