@@ -19,14 +19,17 @@ each estimate's mean offset is removed first: MAE (mean |x_hat - x|), PSNR (peak
 MS-SSIM (torchmetrics, on both images mapped to [0, 1] by the truth's range; 64 x 64 images allow 3 scales:
 Gaussian window 11, sigma 1.5, betas = the first three of Wang et al.'s five, renormalised to sum to 1).
 The CVDM rows score one posterior sample per image (as the seed reports); "(mean of S)" rows the mean of S.
-Uncertainty: the per-pixel variance over the S samples, its Pearson correlation with lambda(y) and with the
-absolute error, per image.
+Uncertainty: the per-pixel variance over the S samples (each sample's mean removed first: phase is known up to a
+constant), its Pearson correlation with lambda(y) and with the absolute error, per image; and the spread of the
+samples' means (the drift along the operator's null space, which no measurement constrains).
 
     python benchmarks/quality_qpi.py --validate                 # mu and zeta on 8 validation images
     python benchmarks/quality_qpi.py [--images 32] [--samples 4] [--first 0] --mu MU --zeta ZETA
     python benchmarks/quality_qpi.py --merge benchmarks/results/quality_qpi_images*.json
 
-Writes benchmarks/results/quality_qpi{_imagesA-B}.{json,md} and quality_qpi.png (the figure).
+Writes benchmarks/results/quality_qpi{_imagesA-B}.{json,md}; the shard holding test image 0 also draws the
+figure, benchmarks/results/quality_qpi.png (image 0: the input, truth, each method, CVDM's lambda(y), the error
+and the per-pixel variances).
 """
 
 from __future__ import annotations
@@ -169,15 +172,18 @@ def run(args) -> dict:
         with torch.no_grad():
             lam = prior.lam(prior.condition(y))
             error = (aligned(result.samples[:, 0], x) - x).abs()
+            offsets = result.samples.mean(dim=(-3, -2, -1), keepdim=True)
+            variance = (result.samples - offsets).var(dim=1)  # of the mean-removed samples
         extra[label] = {
             "lambda_mean": lam.mean().item(), "lambda_spatial_std": lam.reshape(lam.shape[0], -1).std(1).mean().item(),
-            "variance_mean": result.variance.mean().item(),
-            "corr_lambda_variance": pearson(lam, result.variance),
-            "corr_variance_error": pearson(result.variance, error),
+            "variance_mean": variance.mean().item(),
+            "offset_std": offsets.reshape(offsets.shape[0], -1).std(1).mean().item(),
+            "corr_lambda_variance": pearson(lam, variance),
+            "corr_variance_error": pearson(variance, error),
             "residual_final": result.trace.residual[-1].mean().item(),
         }
         estimates[f"{label} lambda"] = lam[:1]
-        estimates[f"{label} variance"] = result.variance[:1]
+        estimates[f"{label} variance"] = variance[:1]
 
     prior = load("qpi-unconditional", args)
     solvers = {
@@ -194,7 +200,7 @@ def run(args) -> dict:
                          "sigma_y": sigma_y, "ms_ssim": {"scales": 3, "kernel": 11, "sigma": 1.5, "betas": BETAS},
                          "choices": choices, "torch_threads": torch.get_num_threads()},
             "rows": rows, "uncertainty": extra,
-            "figure": {k: v.tolist() for k, v in estimates.items()}, "truth": x[:1].tolist(), "y": y[:1].tolist()}
+            "figure": {**estimates, "truth": x[:1], "y": y[:1]}}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -211,13 +217,26 @@ def table(data: dict) -> str:
         p = mean_se(row["psnr"])
         lines.append(f"| {name} | {cells[0]} | {cells[1]} | {p[0]:.2f} ± {p[1]:.2f} | {row['prior_calls']} "
                      f"| {row['seconds']} |")
-    lines += ["", "| schedule | lambda(y) mean | spatial std of lambda | corr(lambda, variance) | "
-              "corr(variance, abs error) | mean variance |", "|---|---|---|---|---|---|"]
+    lines += ["", "Paired differences over the same images (one sample each; mean ± standard error of the per-image "
+              "difference, and the images where the second method scores better):", "",
+              "| comparison | Δ MS-SSIM | Δ MAE | better MS-SSIM |", "|---|---|---|---|"]
+    single = {label: next(k for k in data["rows"] if k.startswith(f"{label} (T=")) for label in CONDITIONAL}
+    for a, b in (("CDDPM", "CVDM-simple"), ("CVDM-simple", "CVDM"), ("CDDPM", "CVDM")):
+        ra, rb = data["rows"][single[a]], data["rows"][single[b]]
+        d_ms = [y - x for x, y in zip(ra["ms_ssim"], rb["ms_ssim"])]
+        d_mae = [y - x for x, y in zip(ra["mae"], rb["mae"])]
+        (m1, e1), (m2, e2) = mean_se(d_ms), mean_se(d_mae)
+        wins = sum(d > 0 for d in d_ms)
+        lines.append(f"| {b} − {a} | {m1:+.4f} ± {e1:.4f} | {m2:+.4f} ± {e2:.4f} | {wins} / {len(d_ms)} |")
+    lines += ["", "Uncertainty over the samples (variance of the mean-removed samples; offset: the standard deviation "
+              "of the samples' means, the drift along the null space):", "",
+              "| schedule | lambda(y) mean | spatial std of lambda | corr(lambda, variance) | "
+              "corr(variance, abs error) | mean variance | offset |", "|---|---|---|---|---|---|---|"]
     for label, u in data["uncertainty"].items():
         c1, c2 = mean_se(u["corr_lambda_variance"]), mean_se(u["corr_variance_error"])
         c1s = "n/a (constant)" if u["lambda_spatial_std"] < 1e-6 else f"{c1[0]:.3f} ± {c1[1]:.3f}"
         lines.append(f"| {label} | {u['lambda_mean']:.3f} | {u['lambda_spatial_std']:.3f} | {c1s} | "
-                     f"{c2[0]:.3f} ± {c2[1]:.3f} | {u['variance_mean']:.4f} |")
+                     f"{c2[0]:.3f} ± {c2[1]:.3f} | {u['variance_mean']:.4f} | {u['offset_std']:.3f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -227,9 +246,8 @@ def figure(data: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig_data = {k: torch.tensor(v)[0, 0] for k, v in data["figure"].items()}
-    truth = torch.tensor(data["truth"])[0, 0]
-    y = torch.tensor(data["y"])[0, 0]
+    fig_data = {k: v[0, 0].detach().float() for k, v in data["figure"].items()}
+    truth, y = fig_data.pop("truth"), fig_data.pop("y")
     methods = [k for k in fig_data if not k.endswith((" lambda", " variance")) and "mean of" not in k]
     panels = [("input y = dI/dz", y, "gray", None), ("truth", truth, "gray", "phase")]
     for name in methods:
@@ -238,9 +256,10 @@ def figure(data: dict, path: Path) -> None:
     cvdm = next(k for k in methods if k.startswith("CVDM (T="))
     samples = data["settings"]["samples"]
     panels += [("CVDM lambda(y)", fig_data["CVDM lambda"], "viridis", None),
-               (f"CVDM variance ({samples} samples)", fig_data["CVDM variance"], "magma", None),
                ("CVDM |error| (one sample)",
                 (aligned(fig_data[cvdm][None, None], truth[None, None])[0, 0] - truth).abs(), "magma", None)]
+    panels += [(f"{label} variance ({samples} samples)", fig_data[f"{label} variance"], "magma", None)
+               for label in ("CVDM", "CVDM-simple", "CDDPM")]
     cols = 5
     rows_ = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows_, cols, figsize=(2.6 * cols, 2.7 * rows_), squeeze=False)
@@ -249,7 +268,7 @@ def figure(data: dict, path: Path) -> None:
         kw = {"vmin": lo, "vmax": hi} if scale == "phase" else {}
         im = ax.imshow(img.numpy(), cmap=cmap, **kw)
         ax.set_title(title, fontsize=8)
-        if scale is None:
+        if scale != "phase":
             fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
     for ax in axes.ravel():
         ax.set_xticks([])
@@ -278,7 +297,7 @@ def merge(paths: list[Path]) -> dict:
             mine = data["uncertainty"][label]
             for key in ("corr_lambda_variance", "corr_variance_error"):
                 mine[key] += u[key]
-            for key in ("lambda_mean", "lambda_spatial_std", "variance_mean", "residual_final"):
+            for key in ("lambda_mean", "lambda_spatial_std", "variance_mean", "offset_std", "residual_final"):
                 mine[key] = (mine[key] * count + u[key] * n) / (count + n)
         count += n
     data["settings"].update(images=count, first=0, shards=[str(p) for p in sorted(paths)])
@@ -311,10 +330,12 @@ def main() -> None:
     else:
         data = run(args)
         stem = f"{args.output}_images{args.first}-{args.first + args.images - 1}"
+    if "figure" in data:  # a run (not a merge) that holds test image 0
+        if data["settings"]["first"] == 0:
+            figure(data, RESULTS / f"{args.output}.png")
+        del data["figure"]
     (RESULTS / f"{stem}.json").write_text(json.dumps(data, indent=1))
     (RESULTS / f"{stem}.md").write_text(table(data))
-    if data["settings"]["first"] == 0:
-        figure(data, RESULTS / f"{args.output}.png")
     print(table(data))
 
 
