@@ -36,6 +36,7 @@ from .operators import (
     SeparableBlur,
     SeverityFamily,
     Tiles,
+    TransportOfIntensity,
     Zero,
     gaussian_blur,
     gaussian_kernel,
@@ -137,6 +138,7 @@ __all__ = [
     "solve",
     "svd",
     "Gradient",
+    "TransportOfIntensity",
     "cuda",
     "normal_residual",
 ]
