@@ -59,6 +59,12 @@ def standardized(mean: float, std: float) -> Convention:
     return Convention(1.0 / std, -mean / std, f"standardized(mean={mean:g}, std={std:g})")
 
 
+def zero_mean(mean: float) -> Convention:
+    """x = 2 (u - mean): the [-1, 1] scale with the mean removed, for data whose [0, 1]-unit mean is given
+    (phase images, known only up to a constant)."""
+    return Convention(2.0, -2.0 * mean, f"zero-mean(2 (u - {mean:g}))")
+
+
 def sigma_like(sigma, x: torch.Tensor) -> torch.Tensor:
     """sigma as a tensor broadcastable to x: a float, or a per-sample tensor of shape (B,)."""
     s = torch.as_tensor(sigma, dtype=x.real.dtype if x.is_complex() else x.dtype, device=x.device)

@@ -12,8 +12,10 @@ from .classical import (
     CGLSReconstruction,
     FilteredBackprojection,
     LSQRReconstruction,
+    TikhonovSVD,
     TVReconstruction,
 )
+from .cvdm import CVDM, CVDMResult
 from .ddgm import DDGM, DDGMUnconditional
 from .ddrm import DDRM
 from .dirac import Dirac, ErrorScaledGuidance, StdScaledGuidance
@@ -30,7 +32,10 @@ __all__ = [
     "CGLSReconstruction",
     "LSQRReconstruction",
     "FilteredBackprojection",
+    "TikhonovSVD",
     "TVReconstruction",
+    "CVDM",
+    "CVDMResult",
     "DDGM",
     "DDGMUnconditional",
     "DDRM",

@@ -22,6 +22,7 @@ from linops import (
     Pad,
     Reshape,
     SeparableBlur,
+    TransportOfIntensity,
     kron,
 )
 from linops.spectral import (
@@ -105,6 +106,9 @@ STRUCTURED = {
     "zero-pad @ blur": lambda: Pad((1, 5, 4), ((2, 1), (3, 0)), dtype=F64) @ CircularBlur(rand(3, 3), (1, 5, 4)),
     "blur @ crop": lambda: CircularBlur(rand(3, 3), (1, 4, 4)) @ Crop((1, 7, 6), ((1, 2), (2, 0)), dtype=F64),
     "identity + diagonal": lambda: Identity((4, 5), dtype=F64) + Diagonal(randn(4, 5)),
+    "tie": lambda: TransportOfIntensity((1, 8, 6), wavelength=0.521, pixel_size=0.21, dtype=F64),
+    "tie-odd": lambda: TransportOfIntensity((2, 5, 7), wavelength=0.6, pixel_size=0.4, intensity=2.0, dtype=F64),
+    "scaled tie": lambda: 1.75 * TransportOfIntensity((1, 6, 6), wavelength=0.521, pixel_size=0.21, dtype=F64),
     "D D^H": lambda: Downsample((1, 6, 6), 2, dtype=F64) @ Downsample((1, 6, 6), 2, dtype=F64).H,
 }
 

@@ -27,6 +27,7 @@ from .severity import (
     PiecewiseLinearRamp,
     SeverityFamily,
 )
+from .tie import TransportOfIntensity
 from .tomography import FanBeamRadon, FanToParallel, FilterWindow, Radon, fbp
 
 __all__ = [
@@ -65,4 +66,5 @@ __all__ = [
     "Radon",
     "fbp",
     "Gradient",
+    "TransportOfIntensity",
 ]

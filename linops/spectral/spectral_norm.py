@@ -13,7 +13,18 @@ import torch
 from ..algebra import Adjoint, Scaled, Transpose
 from ..base import LinearOperator, precision_of
 from ..blocks import Kron
-from ..operators import FFT2, CircularBlur, Decimate, Diagonal, Downsample, FourierSampling, Identity, Matrix, Zero
+from ..operators import (
+    FFT2,
+    CircularBlur,
+    Decimate,
+    Diagonal,
+    Downsample,
+    FourierSampling,
+    Identity,
+    Matrix,
+    TransportOfIntensity,
+    Zero,
+)
 from ..rules import RuleTable
 from .bases import is_coisometry, is_isometry
 from .svd_dispatch import structured_svd
@@ -216,6 +227,12 @@ def _diagonal_norm(op):
 def _circular_blur_norm(op):
     """||k ⊛|| = max |k^| over the frequency grid."""
     return float(op.transfer.abs().max())
+
+
+@norm_rules.register(TransportOfIntensity)
+def _tie_norm(op):
+    """||TIE|| = max m(f) = (I0 / k) |2 pi f|^2 at the corner frequency of the grid."""
+    return float(op.transfer.max())
 
 
 @norm_rules.register(Downsample)

@@ -11,6 +11,7 @@ Structured rules (A = U diag(s) V^H, spectral shape in brackets):
     Identity           U = V = I, s = 1                                             [in_shape]
     Diagonal(w)        U = diag(w / |w|), s = |w|, V = I  (phases in U; Mask: U = I) [in_shape]
     CircularBlur       real Fourier (Hartley) basis: V = H, U = H R, s = |k^|          [in_shape]
+    TransportOfIntensity  U = V = H (Hartley), s = (I0 / k) |2 pi f|^2 >= 0             [in_shape]
     SeparableBlur      kron of the SVDs of the two 1-D padded convolution matrices     [in_shape]
     Downsample(f)      U = I, s = 1/f, V = f A^H (incomplete)                          [out_shape]
     Decimate           U = I, s = 1, V = A^H (incomplete; complement = mask)           [out_shape]
@@ -57,6 +58,7 @@ from ..operators import (
     Mask,
     Matrix,
     SeparableBlur,
+    TransportOfIntensity,
 )
 from ..rules import RuleTable
 from ..simplify import simplify
@@ -278,6 +280,14 @@ def _circular_blur_svd(op, child):
     hartley = Hartley2(op.in_shape, dtype=real, device=op.device)
     U = compose(hartley, PairRotation(cos, sin, op.in_shape))
     return SVD(U, mag.to(real).expand(op.in_shape).clone(), hartley, True, True, True)
+
+
+@svd_rules.register(TransportOfIntensity)
+def _tie_svd(op, child):
+    """The TIE multiplier m(f) = (I0 / k) |2 pi f|^2 is real, even and non-negative, so the operator is
+    H diag(m) H with H the orthonormal Hartley transform (no pair rotation): U = V = H, s = m."""
+    hartley = Hartley2(op.in_shape, dtype=_real(op), device=op.device)
+    return SVD(hartley, op.multiplier().to(_real(op)).expand(op.in_shape).clone(), hartley, True, True, True)
 
 
 def _one_dimensional_blur(op: SeparableBlur, axis: int) -> torch.Tensor:

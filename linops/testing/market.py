@@ -46,6 +46,7 @@ EXAMPLE_MODULES = [
     "linops.testing.examples_severity",
     "linops.testing.examples_tomography",
     "linops.testing.examples_finite_difference",
+    "linops.testing.examples_tie",
 ]
 
 

@@ -25,6 +25,7 @@ from .build import (
 )
 from .catalog import RECIPES
 from .recipes import (
+    ConditionalDiffusion,
     DataSpec,
     Degradation,
     Denoising,
@@ -39,6 +40,7 @@ from .recipes import (
 
 __all__ = [
     "RECIPES",
+    "ConditionalDiffusion",
     "DataSpec",
     "Degradation",
     "Denoising",

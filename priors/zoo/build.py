@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..data import Split, standardize
-from ..protocol import UNIT, Convention, standardized
+from ..protocol import UNIT, Convention, standardized, zero_mean
 from ..training import (
     check_state,
     convention_from_json,
@@ -38,6 +38,7 @@ from ..training import (
 from ..training.distributed import Distributed
 from .catalog import RECIPES
 from .recipes import (
+    ConditionalDiffusion,
     Denoising,
     FileData,
     IncrementalReconstruction,
@@ -77,11 +78,15 @@ def training_images(r: Recipe, split: Split = Split.TRAIN, count: int | None = N
 
     STANDARDIZE declares `standardized(m, s)` with m, s the mean over the training images of their
     per-image mean and standard deviation in [0, 1] units: the affine map that best matches per-image
-    standardization on this data (used by `to_convention`; see the model cards)."""
+    standardization on this data (used by `to_convention`; see the model cards). ZERO_MEAN declares
+    `zero_mean(m)` with m the images' average mean, in the same spirit."""
     images = r.data.images(split, count).tensor()
     if r.data.normalization is Normalization.UNIT:
         return images, UNIT
     flat = images.reshape(images.shape[0], -1)
+    if r.data.normalization is Normalization.ZERO_MEAN:
+        convention = zero_mean(round(float(flat.mean(1).mean()), 4))
+        return 2 * (images - flat.mean(1).reshape(-1, 1, 1, 1)), convention
     convention = standardized(round(float(flat.mean(1).mean()), 4), round(float(flat.std(1).mean()), 4))
     return standardize(images), convention
 
@@ -381,7 +386,13 @@ def _load_bundle(r: Recipe, paths: BundlePaths, meta: dict, device):
 
 QUALITY_IMAGES = 8
 QUALITY_SEED = 1234
-QUALITY_SIGMAS = {Normalization.UNIT: (0.02, 0.05, 0.1, 0.2), Normalization.STANDARDIZE: (0.1, 0.3, 1.0, 3.0)}
+QUALITY_SIGMAS = {
+    Normalization.UNIT: (0.02, 0.05, 0.1, 0.2),
+    Normalization.STANDARDIZE: (0.1, 0.3, 1.0, 3.0),
+    Normalization.ZERO_MEAN: (0.02, 0.05, 0.1, 0.2),
+}
+QUALITY_TIMES = (0.25, 0.5, 0.75)
+QUALITY_NOISE = 0.1  # sigma_I of the conditional priors' check (the middle of the seed's training range)
 QUALITY_SEVERITIES = (0.25, 0.5, 0.75, 1.0)
 
 
@@ -406,6 +417,8 @@ def measure_quality(r: Recipe, prior, count: int = QUALITY_IMAGES) -> dict:
     clean, _ = training_images(r, Split.TEST, count)
     g = torch.Generator().manual_seed(QUALITY_SEED)
     out = {"images": clean.shape[0], "split": "test", "image_size": clean.shape[-1]}
+    if isinstance(r.objective, ConditionalDiffusion):
+        return {**out, **_conditional_quality(r.objective, prior, clean, g)}
     if isinstance(r.objective, IncrementalReconstruction):
         rows = []
         for t in QUALITY_SEVERITIES:
@@ -428,6 +441,36 @@ def measure_quality(r: Recipe, prior, count: int = QUALITY_IMAGES) -> dict:
         row["train_output_psnr"] = round(float(psnr(prior.denoise(noisy_train, sigma), train_clean).mean()), 2)
         rows.append(row)
     return {**out, "sigmas": rows}
+
+
+def _conditional_quality(obj: ConditionalDiffusion, prior, clean: torch.Tensor, g: torch.Generator) -> dict:
+    """Conditional priors, at sigma_I = QUALITY_NOISE: the learned schedule (lambda(y) over the pixels,
+    gamma at the boundary times t_0 = 1 / T and t_1 = 1 - 1 / T, where the loss wants 1 and 0) and the
+    one-step estimate x0_hat = (z_t - sqrt(1 - gamma) eps_hat) / sqrt(gamma) at a few t, against the
+    Tikhonov inverse the network is given (the classical reference)."""
+    m = obj.measurement
+    y = m.simulate(clean, g, QUALITY_NOISE)
+    c = prior.condition(y)
+    lam = prior.lam(c)
+    T = obj.steps
+    gamma_0, gamma_1 = prior.gamma(1 / T, lam), prior.gamma(1 - 1 / T, lam)
+    reference = round(float(psnr(m.regularized_inverse(y, m.condition_regularization), clean).mean()), 2)
+    rows = []
+    for t in QUALITY_TIMES:
+        gamma = prior.gamma(t, lam)
+        z = gamma.sqrt() * clean + (1 - gamma).sqrt() * torch.randn(clean.shape, generator=g)
+        x0_hat = (z - (1 - gamma).sqrt() * prior.eps(z, c, gamma)) / gamma.sqrt()
+        rows.append({"t": t, "mean_gamma": round(float(gamma.mean()), 4),
+                     "output_psnr": round(float(psnr(x0_hat, clean).mean()), 2)})
+    schedule = {
+        "lambda_mean": round(float(lam.mean()), 4),
+        "lambda_min": round(float(lam.min()), 4),
+        "lambda_max": round(float(lam.max()), 4),
+        "gamma_t0_min": round(float(gamma_0.min()), 6),
+        "gamma_t1_max": round(float(gamma_1.max()), 6),
+        "rho_1": round(float(prior.rho(torch.ones(1))), 4),
+    }
+    return {"noise_sigma_I": QUALITY_NOISE, "tikhonov_psnr": reference, "times": rows, "schedule": schedule}
 
 
 def _row(key: str, level: float, degraded, estimate, clean) -> dict:
@@ -481,6 +524,10 @@ _DATA_NOTES = {
         "through it exactly, but it matches per-image standardization only on average (on 128 x 128 cells the "
         "per-image mean varies by about 0.03 and the std by about 0.013 around it)."
     ),
+    Normalization.ZERO_MEAN: (
+        "2 (u - mean(u)) per image: the [-1, 1] scale with each image's mean removed (phase is measured only "
+        "up to a constant; `priors.qpi`). The declared convention `{conv}` uses the training set's average mean."
+    ),
 }
 
 
@@ -507,7 +554,9 @@ def model_card(meta: dict) -> str:
         "",
         "## Model",
         f"- `UNet(channels={tuple(net.channels)}, blocks={net.blocks}, conditional={net.conditional}, "
-        f"extra_channels={obj.extra_channels})`, {meta['parameters']:,} parameters, "
+        f"extra_channels={obj.extra_channels})`"
+        + (" (the denoiser) and the schedule network" if isinstance(obj, ConditionalDiffusion) else "")
+        + f", {meta['parameters']:,} parameters, "
         f"stored as {meta['weights']['dtype']} ({meta['weights']['bytes'] / 1e6:.2f} MB).",
         f"- {_objective_note(obj)}",
         f"- Convention: `{conv}`; " + _range_note(obj),
@@ -540,6 +589,7 @@ def type_name(obj) -> str:
         Denoising: "NetworkPrior",
         PatchDenoising: "PatchPrior",
         IncrementalReconstruction: "DegradationAwarePrior",
+        ConditionalDiffusion: "ConditionalDiffusionPrior",
     }[type(obj)]
 
 
@@ -556,6 +606,16 @@ def _objective_note(obj) -> str:
             f"with {obj.extra_channels} position channels (frequencies={obj.position_frequencies}); predicts "
             f"{obj.target.value}; patch DSM, log sigma ~ U[log {obj.sigma_min:g}, log {obj.sigma_max:g}]."
         )
+    if isinstance(obj, ConditionalDiffusion):
+        m, sched = obj.measurement, obj.schedule
+        return (
+            f"CVDM conditional prior p(x | y), schedule `{sched!r}`; the denoiser eps_hat(z_t, y, gamma) sees "
+            f"z_t, the condition [y / {m.y_scale:g}, Tikhonov inverse (mu = {m.condition_regularization:g})] and "
+            f"the gamma map. Loss: noise + L_beta + KL + {obj.alpha:g} (d^2 gamma / dt^2)^2, weights "
+            f"{obj.weights}, boundary times 1 / {obj.steps} and 1 - 1 / {obj.steps}. Measurement: two-shot TIE, "
+            f"wavelength {m.wavelength:g} um, pixel {m.pixel_size:g} um, defocus +-{m.defocus:g} um, phase up to "
+            f"{m.phase_max:g} rad, intensity noise sigma_I ~ U({m.noise[0]:g}, {m.noise[1]:g}) (`{m!r}`)."
+        )
     family = "Gaussian blur std" if obj.degradation.name == "BLUR" else "inpainting mask width"
     return (
         f"Phi(y_t, t) = y_t + UNet(y_t, exp(4 t)) predicts x0 (the UNet embeds log(sigma) / 4 = t); "
@@ -565,6 +625,8 @@ def _objective_note(obj) -> str:
 
 
 def _range_note(obj) -> str:
+    if isinstance(obj, ConditionalDiffusion):
+        return "the sampler is `solvers.CVDM` (Algorithm 2); images of the measurement's size only."
     if isinstance(obj, IncrementalReconstruction):
         return (
             f"t in [0, 1], noise sigma_t = {obj.sigma_0:g} ({obj.sigma_1:g} / {obj.sigma_0:g})^t "
@@ -581,6 +643,22 @@ def _quality_lines(obj, q: dict) -> list[str]:
         f"{q['images']} held-out images (`Split.TEST`, {q['image_size']} x {q['image_size']}), fixed noise; "
         "PSNR in dB with each clean image's range as the peak (= PSNR in [0, 1] units)."
     )
+    if "times" in q:
+        sched = q["schedule"]
+        return [
+            f"{q['images']} held-out images (`Split.TEST`, {q['image_size']} x {q['image_size']}), measured at "
+            f"sigma_I = {q['noise_sigma_I']:g}; PSNR in dB with each clean image's range as the peak.",
+            "",
+            f"- Schedule: lambda(y) over the pixels {sched['lambda_min']:.3g} .. {sched['lambda_max']:.3g} "
+            f"(mean {sched['lambda_mean']:.3g}), rho(1) = {sched['rho_1']:.3g}; "
+            f"gamma(t_0) >= {sched['gamma_t0_min']:.4g} "
+            f"and gamma(t_1) <= {sched['gamma_t1_max']:.3g} for every pixel (the loss wants 1 and 0).",
+            f"- The Tikhonov inverse the network is given: {q['tikhonov_psnr']:.2f} dB.",
+            "",
+            "| t | mean gamma | PSNR of the one-step x0_hat(z_t, y) |",
+            "|---|---|---|",
+            *[f"| {row['t']:g} | {row['mean_gamma']:.3g} | {row['output_psnr']:.2f} |" for row in q["times"]],
+        ]
     if "severities" in q:
         rows = [
             "| t | PSNR of y_t | PSNR of Phi(y_t, t) | tau = t - dt | PSNR of A_tau y_t | PSNR of A_tau Phi(y_t, t) |",

@@ -7,6 +7,7 @@ them (strings only: priors does not import solvers). A prior's kind decides:
     noise-conditional         denoise(x, sigma)                DDGM, DDRM, DPS, PaDIS (whole image, P = N)
     patch denoiser            denoise(x, sigma, shift)         PaDIS (a fresh grid shift per step)
     degradation-aware (Dirac) Phi(y_t, t) with its family A_t  Dirac, on that family's task only
+    conditional p(x | y)      eps(z_t, y, gamma) for its own A  CVDM, on that measurement only (supervised)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class PriorKind(enum.Enum):
     CONDITIONAL = "noise-conditional denoiser"
     PATCH = "patch denoiser"
     DEGRADATION = "degradation-aware (Dirac)"
+    POSTERIOR = "conditional p(x | y) (CVDM)"
 
 
 SOLVERS_OF = {
@@ -27,6 +29,7 @@ SOLVERS_OF = {
     PriorKind.CONDITIONAL: ("ddgm", "ddrm", "dps", "padis"),
     PriorKind.PATCH: ("padis",),
     PriorKind.DEGRADATION: ("dirac",),
+    PriorKind.POSTERIOR: ("cvdm",),
 }
 
 ANY_LINEAR = "linear inverse problems (tomography: python -m solvers reconstruct)"
@@ -44,8 +47,14 @@ class Fit:
         return SOLVERS_OF[self.kind]
 
 
+def _posterior_task(measurement) -> str:
+    size = measurement.size
+    return f"its own measurement ({type(measurement).__name__}, {size} x {size}); not tomography"
+
+
 def fit_of(prior) -> Fit:
     """The fit of a prior object (unwrapping unit conversions and tiling)."""
+    from ..cvdm import ConditionalDiffusionPrior
     from ..dirac import DegradationAware
     from ..network import Conditioning, NetworkPrior
     from ..patch import PatchPrior
@@ -54,6 +63,8 @@ def fit_of(prior) -> Fit:
 
     while isinstance(prior, (ConvertedPrior, TiledPrior)):
         prior = prior.inner if isinstance(prior, ConvertedPrior) else prior.prior
+    if isinstance(prior, ConditionalDiffusionPrior):
+        return Fit(PriorKind.POSTERIOR, _posterior_task(prior.measurement))
     if isinstance(prior, DegradationAware):
         family = type(prior.process.family).__name__
         return Fit(PriorKind.DEGRADATION, f"its own degradation family ({family}), not tomography")
@@ -67,9 +78,11 @@ def fit_of(prior) -> Fit:
 def fit_of_recipe(recipe) -> Fit:
     """The fit of a recipe's prior, without loading it."""
     from ..network import Conditioning
-    from .recipes import Denoising, IncrementalReconstruction, PatchDenoising
+    from .recipes import ConditionalDiffusion, Denoising, IncrementalReconstruction, PatchDenoising
 
     objective = recipe.objective
+    if isinstance(objective, ConditionalDiffusion):
+        return Fit(PriorKind.POSTERIOR, _posterior_task(objective.measurement))
     if isinstance(objective, IncrementalReconstruction):
         size = recipe.data.size
         what = "Gaussian blur" if objective.degradation.value == "blur" else "the smooth centred inpainting mask"

@@ -1,7 +1,7 @@
 """Training recipes for the bundled priors: typed, frozen values that record everything a run needs.
 
 A `Recipe` is data (the image family, size, count, seed and normalisation), a network (`UNetSpec`),
-an objective (`Denoising`, `PatchDenoising` or `IncrementalReconstruction`) and an optimisation
+an objective (`Denoising`, `PatchDenoising`, `IncrementalReconstruction` or `ConditionalDiffusion`) and an optimisation
 schedule. Each objective knows the loss it trains with and the prior it becomes, so training and
 loading are the same few lines for every recipe. Recipes round-trip through JSON (`to_json` /
 `Recipe.from_json`); the JSON beside each bundled weight file holds the recipe that produced it.
@@ -11,18 +11,27 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, is_dataclass
 
 import torch
 from torch import nn
 
 import linops
 
+from ..cvdm import (
+    SCHEDULES,
+    ConditionalDenoiser,
+    ConditionalDiffusionModel,
+    ConditionalDiffusionPrior,
+    CVDMLoss,
+    ScheduleSpec,
+)
 from ..data import Family, Split
 from ..dirac import DegradationAwarePrior, DegradationProcess, GeometricNoise, IncrementalReconstructionLoss
 from ..network import Conditioning, NetworkPrior, Prediction
 from ..patch import PatchDSMLoss, PatchPrior
 from ..protocol import Convention
+from ..qpi import PhaseFromDefocus
 from ..training import DSMLoss
 
 RECIPE_FORMAT = "priors.zoo.recipe/1"
@@ -33,10 +42,13 @@ class Normalization(enum.Enum):
 
     UNIT         as generated, in [0, 1] (convention `UNIT`).
     STANDARDIZE  zero mean and unit variance per image (`priors.data.standardize`, DDGM's setting).
+    ZERO_MEAN    2 (u - mean(u)) per image: the [-1, 1] scale without the mean (phase images, which a
+                 measurement determines only up to a constant; `priors.qpi`).
     """
 
     UNIT = "unit"
     STANDARDIZE = "standardize"
+    ZERO_MEAN = "zero_mean"
 
 
 @dataclass(frozen=True)
@@ -201,8 +213,15 @@ class UNetSpec:
         )
 
 
+class _PlainNetwork:
+    """Objectives whose network is the U-Net itself, with the objective's extra input channels."""
+
+    def build(self, network: UNetSpec) -> nn.Module:
+        return network.build(self.extra_channels)
+
+
 @dataclass(frozen=True)
-class Denoising:
+class Denoising(_PlainNetwork):
     """Whole-image denoising score matching (`DSMLoss`), log sigma ~ U[log sigma_min, log sigma_max];
     the prior is a `NetworkPrior`."""
 
@@ -235,7 +254,7 @@ class Denoising:
 
 
 @dataclass(frozen=True)
-class PatchDenoising:
+class PatchDenoising(_PlainNetwork):
     """PaDIS patch denoising score matching (`PatchDSMLoss`) on the patches of random grid shifts, the
     network told each patch's position (2 + 4 frequencies channels); the prior is a `PatchPrior`."""
 
@@ -293,7 +312,7 @@ class SeverityConditioned(nn.Module):
 
 
 @dataclass(frozen=True)
-class IncrementalReconstruction:
+class IncrementalReconstruction(_PlainNetwork):
     """Dirac's incremental-reconstruction loss (`IncrementalReconstructionLoss`, look-ahead dt) for the
     process y_t = A_t x0 + sigma_t z; A_t from `degradation` with its parameter ramping linearly from
     `severity[0]` (t = 0) to `severity[1]` (t = 1): the blur std or the mask width, in pixels. The
@@ -335,8 +354,76 @@ class IncrementalReconstruction:
         return DegradationAwarePrior(SeverityConditioned(model), self.process(image_shape), convention=convention)
 
 
-Objective = Denoising | PatchDenoising | IncrementalReconstruction
-_OBJECTIVES = {cls.__name__: cls for cls in (Denoising, PatchDenoising, IncrementalReconstruction)}
+@dataclass(frozen=True)
+class ConditionalDiffusion:
+    """CVDM (`priors.cvdm`): a conditional prior p(x | y) for the measurement `measurement`, trained on
+    pairs (x, y) simulated on the fly by the CVDM loss (`CVDMLoss`: noise term, L_beta with its boundary
+    terms, KL to N(0, I) at t = 1, alpha times the second-derivative regulariser, weighted by `weights`).
+    `schedule` picks the variant: `PixelSchedule` (CVDM), `GlobalSchedule` (CVDM-simple) or
+    `LinearSchedule` (conditional DDPM). The network spec is the denoiser's U-Net (conditional: it is
+    also told the mean noise level); the prior is a `ConditionalDiffusionPrior`."""
+
+    measurement: PhaseFromDefocus
+    schedule: ScheduleSpec
+    alpha: float = 1e-3
+    weights: tuple[float, float, float, float] = (1.0, 2.0, 2.0, 2.0)
+    steps: int = 200
+
+    def __post_init__(self):
+        if isinstance(self.measurement, dict):
+            fields_ = {k: v for k, v in self.measurement.items() if k != "type"}
+            object.__setattr__(self, "measurement", PhaseFromDefocus(**fields_))
+        if isinstance(self.schedule, dict):
+            fields_ = dict(self.schedule)
+            kind = fields_.pop("type", None)
+            if kind not in SCHEDULES:
+                raise ValueError(f"schedule type must be one of {sorted(SCHEDULES)}, got {kind!r}")
+            object.__setattr__(self, "schedule", SCHEDULES[kind](**fields_))
+        if not isinstance(self.measurement, PhaseFromDefocus):
+            raise TypeError(f"measurement must be a PhaseFromDefocus, got {type(self.measurement).__name__}")
+        if type(self.schedule).__name__ not in SCHEDULES:
+            raise TypeError(f"schedule must be one of {sorted(SCHEDULES)}, got {type(self.schedule).__name__}")
+        object.__setattr__(self, "weights", tuple(float(w) for w in self.weights))
+        if len(self.weights) != 4 or self.alpha < 0 or self.steps < 2:
+            raise ValueError(
+                f"need four loss weights, alpha >= 0 and steps >= 2; got weights={self.weights}, "
+                f"alpha={self.alpha}, steps={self.steps}"
+            )
+
+    @property
+    def extra_channels(self) -> int:
+        """The denoiser's extra input channels: the condition and the gamma map."""
+        return self.measurement.condition_channels + 1
+
+    @property
+    def sigma_range(self) -> tuple[float, float]:
+        """The range of the per-image intensity noise sigma_I the prior was trained on."""
+        return self.measurement.noise
+
+    def build(self, network: UNetSpec) -> ConditionalDiffusionModel:
+        if not network.conditional:
+            raise ValueError("the CVDM denoiser's UNetSpec must be conditional (it is told the mean noise level)")
+        schedule = self.schedule.build(self.measurement.condition_channels, seed=network.init_seed + 1)
+        denoiser = ConditionalDenoiser(network.build(self.extra_channels))
+        config = {"schedule": type(self.schedule).__name__, "extra_channels": self.extra_channels}
+        return ConditionalDiffusionModel(schedule, denoiser, config)
+
+    def loss(self, image_shape):
+        if tuple(image_shape) != self.measurement.image_shape:
+            raise ValueError(
+                f"the training images are {tuple(image_shape)} but the measurement is for "
+                f"{self.measurement.image_shape}; set PhaseFromDefocus(size=...) to the data size"
+            )
+        return CVDMLoss(self.measurement, self.alpha, self.weights, self.steps)
+
+    def wrap(self, model: nn.Module, convention: Convention, image_shape) -> ConditionalDiffusionPrior:
+        return ConditionalDiffusionPrior(model, self.measurement, convention=convention)
+
+
+Objective = Denoising | PatchDenoising | IncrementalReconstruction | ConditionalDiffusion
+_OBJECTIVES = {
+    cls.__name__: cls for cls in (Denoising, PatchDenoising, IncrementalReconstruction, ConditionalDiffusion)
+}
 
 
 @dataclass(frozen=True)
@@ -384,7 +471,7 @@ class Recipe:
             raise TypeError(f"objective must be one of {sorted(_OBJECTIVES)}, got {type(self.objective).__name__}")
 
     def build_network(self) -> nn.Module:
-        return self.network.build(self.objective.extra_channels)
+        return self.objective.build(self.network)
 
     def to_json(self) -> dict:
         return {
@@ -422,5 +509,8 @@ def _to_json(value) -> dict:
     out = {}
     for f in fields(value):
         v = getattr(value, f.name)
-        out[f.name] = v.value if isinstance(v, enum.Enum) else list(v) if isinstance(v, tuple) else v
+        if is_dataclass(v):
+            out[f.name] = {"type": type(v).__name__, **_to_json(v)}
+        else:
+            out[f.name] = v.value if isinstance(v, enum.Enum) else list(v) if isinstance(v, tuple) else v
     return out

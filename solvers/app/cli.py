@@ -1,6 +1,7 @@
 """The command line: `demo` (the DDGM comparison) and `reconstruct` (a real tilt series).
 
     python -m solvers demo [--size 64] [--output out/demo]
+    python -m solvers demo --task qpi           # CVDM's task: phase from defocus (TIE)
     python -m solvers reconstruct series.mrc --angles series.rawtlt --solver ddgm --output volume.mrc
 """
 
@@ -100,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the DDGM comparison on a held-out test image", formatter_class=_Formatter)
     demo.add_argument("--output", type=Path, default=Path("out/demo"), help="folder for the figure and tables")
+    demo.add_argument("--task", choices=("tomography", "qpi"), default="tomography",
+                      help="tomography: the DDGM comparison; qpi: CVDM's phase-from-defocus comparison")
     demo.add_argument("--size", type=_int_at_least(8), default=64,
                       help="image side (128 is the DDGM paper's; slower first run)")
     demo.add_argument("--views", type=_int_at_least(2), default=128)
@@ -200,6 +203,11 @@ def check_device(spec: str) -> str:
 
 
 def _demo(args) -> int:
+    if args.task == "qpi":
+        from .qpi import QPIDemoSettings, run_qpi_demo
+
+        run_qpi_demo(QPIDemoSettings(image=args.image, seed=args.seed), args.output, progress=not args.quiet)
+        return 0
     from .demo import DemoSettings, run_demo
 
     settings = DemoSettings(size=args.size, views=args.views, max_tilt_deg=args.max_tilt, snr=args.snr,

@@ -4,6 +4,7 @@ from .algebraic import AlgebraicReconstruction, gradient_descent, stable_step_si
 from .cgls import CGLSReconstruction
 from .fbp import FilteredBackprojection
 from .lsqr import LSQRReconstruction
+from .tikhonov import TikhonovSVD
 from .tv import PDHG, CondatVu, TVReconstruction, total_variation
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "FilteredBackprojection",
     "LSQRReconstruction",
     "PDHG",
+    "TikhonovSVD",
     "TVReconstruction",
     "total_variation",
 ]

@@ -30,6 +30,9 @@ def test_the_fit_of_each_loaded_prior_matches_its_recipe():
         assert fit_of(priors.load(name)).kind is fit_of_recipe(recipe).kind, name
     assert fit_of_recipe(RECIPES["ddgm-cells"]).kind is PriorKind.BLIND
     assert "ddrm" in fit_of_recipe(RECIPES["cells-conditional"]).solvers
+    for name in ("cvdm-qpi", "cvdm-simple-qpi", "cddpm-qpi"):  # supervised p(x | y): CVDM's sampler only
+        assert fit_of_recipe(RECIPES[name]).kind is PriorKind.POSTERIOR
+        assert fit_of_recipe(RECIPES[name]).solvers == ("cvdm",)
 
 
 @pytest.fixture(scope="module")

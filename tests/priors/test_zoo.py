@@ -15,9 +15,11 @@ import torch
 import priors
 from priors import DegradationAwarePrior, NetworkPrior, PatchPrior
 from priors.__main__ import main
+from priors.cvdm import ConditionalDiffusionPrior
 from priors.data import Split
 from priors.zoo import (
     RECIPES,
+    ConditionalDiffusion,
     IncrementalReconstruction,
     Normalization,
     PatchDenoising,
@@ -37,11 +39,12 @@ def gen(seed=0):
 
 
 BUNDLED = names()
-MID_SIGMA = {Normalization.UNIT: 0.1, Normalization.STANDARDIZE: 0.5}
+MID_SIGMA = {Normalization.UNIT: 0.1, Normalization.STANDARDIZE: 0.5, Normalization.ZERO_MEAN: 0.1}
 EXPECTED_TYPE = {
     "Denoising": NetworkPrior,
     "PatchDenoising": PatchPrior,
     "IncrementalReconstruction": DegradationAwarePrior,
+    "ConditionalDiffusion": ConditionalDiffusionPrior,
 }
 
 
@@ -84,7 +87,16 @@ def test_bundled_prior_loads_and_beats_identity(name):
     assert prior.convention.name == json.loads((bundled_directory() / f"{name}.json").read_text())["convention"]["name"]
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        if isinstance(r.objective, IncrementalReconstruction):
+        if isinstance(r.objective, ConditionalDiffusion):
+            # the one-step estimate from z_t and y beats the Tikhonov inverse the network is given, mid-way
+            m = r.objective.measurement
+            y = m.simulate(clean, g, 0.1)
+            c = prior.condition(y)
+            gamma = prior.gamma(0.2, prior.lam(c))
+            z = gamma.sqrt() * clean + (1 - gamma).sqrt() * torch.randn(clean.shape, generator=g)
+            before = psnr(m.regularized_inverse(y, m.condition_regularization), clean)
+            after = psnr((z - (1 - gamma).sqrt() * prior.eps(z, c, gamma)) / gamma.sqrt(), clean)
+        elif isinstance(r.objective, IncrementalReconstruction):
             # Phi beats y_t, and by a wide margin in the look-ahead domain A_tau the IR loss trains
             y = prior.process.sample(clean, 0.5, g)
             x0_hat = prior(y, 0.5)
@@ -200,9 +212,9 @@ def test_train_command_end_to_end(tmp_path, capsys):
         main(["train", "no-such-prior", "--out", str(out)])
 
 
-@pytest.mark.parametrize("base", ["ddgm-cells", "dirac-blur"])
+@pytest.mark.parametrize("base", ["ddgm-cells", "dirac-blur", "cvdm-qpi"])
 def test_tiny_variants_of_each_objective_train_and_load(base, tmp_path, monkeypatch):
-    """The crop / standardize / blind path and the Dirac path, on a tiny net and 4 images."""
+    """The crop / standardize / blind path, the Dirac path and the CVDM path, on a tiny net and 4 images."""
     r = RECIPES[base]
     tiny = dataclasses.replace(
         r,
@@ -216,6 +228,13 @@ def test_tiny_variants_of_each_objective_train_and_load(base, tmp_path, monkeypa
     x = training_images(tiny, Split.TEST, 1)[0]
     if isinstance(tiny.objective, IncrementalReconstruction):
         assert prior(x, 0.3).shape == x.shape
+    elif isinstance(tiny.objective, ConditionalDiffusion):
+        assert prior.convention.name.startswith("zero-mean") and abs(float(x.mean())) < 1e-6
+        c = prior.condition(tiny.objective.measurement.simulate(x, torch.Generator().manual_seed(0), 0.1))
+        gamma = prior.gamma(0.5, prior.lam(c))
+        assert prior.eps(x, c, gamma).shape == x.shape
+        meta = json.loads((tmp_path / f"{tiny.name}.json").read_text())
+        assert len(meta["quality"]["times"]) == 3 and meta["quality"]["schedule"]["gamma_t0_min"] > 0.9
     else:
         assert prior.conditioning.name == "BLIND" and prior.convention.name.startswith("standardized")
         assert prior.denoise(x, 0.5).shape == x.shape

@@ -15,6 +15,7 @@ from solvers.classical import (
     CondatVu,
     FilteredBackprojection,
     LSQRReconstruction,
+    TikhonovSVD,
     TVReconstruction,
     total_variation,
 )
@@ -423,3 +424,28 @@ def test_tv_on_a_one_dimensional_operator_needs_one_axis():
     A, _, y = dense_problem()
     with pytest.raises(ValueError, match="axes"):
         TVReconstruction(0.1)(y, A, progress=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# Tikhonov in the SVD
+
+
+@pytest.mark.parametrize(
+    "A",
+    [
+        linops.TransportOfIntensity((1, 6, 8), wavelength=0.5, pixel_size=0.3, dtype=f64),  # structured SVD
+        linops.Matrix(torch.randn(12, 16, generator=gen(1), dtype=f64), in_shape=(1, 4, 4)),  # computed SVD
+    ],
+    ids=["tie", "matrix"],
+)
+def test_tikhonov_svd_solves_the_regularised_normal_equations(A):
+    """x = (A^T A + mu I)^{-1} A^T y, against the dense solve."""
+    mu = 0.05
+    y = torch.randn(2, *A.out_shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    result = TikhonovSVD(mu)(y, A, progress=False)
+    M = A.to_dense()
+    expected = torch.linalg.solve(M.T @ M + mu * torch.eye(M.shape[1], dtype=M.dtype), M.T @ y.reshape(2, -1).T).T
+    torch.testing.assert_close(result.x.reshape(2, -1), expected)
+    assert len(result.trace.residual) == 1
+    with pytest.raises(ValueError, match="regularization must be positive"):
+        TikhonovSVD(0.0)
