@@ -31,6 +31,7 @@ import torch
 from torch.autograd import forward_ad
 
 from .interop import arrays
+from .memo import MEMO_ATTRIBUTE
 
 Shape = tuple[int, ...]
 
@@ -156,6 +157,7 @@ class LinearOperator(abc.ABC):
         for name in _cached_property_names(type(self)):
             state.pop(name, None)
         state["_cache"] = {}
+        state.pop(MEMO_ATTRIBUTE, None)
         return state
 
     # ----------------------------------------------------------------------------------------
@@ -456,7 +458,11 @@ def _convert(value, device, dtype, memo):
         if key not in memo:
             new = copy.copy(value)
             memo[key] = new
-            new.__dict__ = {k: _convert(v, device, dtype, memo) for k, v in value.__dict__.items() if k != "_cache"}
+            new.__dict__ = {
+                k: _convert(v, device, dtype, memo)
+                for k, v in value.__dict__.items()
+                if k not in ("_cache", MEMO_ATTRIBUTE)
+            }
             new._cache = {}
         return memo[key]
     if isinstance(value, torch.Tensor):
