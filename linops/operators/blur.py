@@ -12,6 +12,7 @@ A kernel of shape (C, kh, kw) blurs channel c (axis -3 of the image) with k[c].
 from __future__ import annotations
 
 import enum
+import functools
 import math
 
 import torch
@@ -275,13 +276,11 @@ class Blur(LinearOperator):
         self.fft_shape = (good_fft_size(Hp), good_fft_size(Wp))
         self.method_for(1)  # refuses a fixed FFT in half precision now rather than at the first call
 
-    @property
+    @functools.cached_property
     def transfer(self) -> torch.Tensor:
         """rfft2 of the kernel on the FFT grid, computed on first use in the operator's precision (so
-        that both paths agree to that precision after `.to()`) and cached."""
-        if "transfer" not in self._cache:
-            self._cache["transfer"] = torch.fft.rfft2(self.kernel, s=self.fft_shape)
-        return self._cache["transfer"]
+        that both paths agree to that precision after `.to()`, which drops it) and cached."""
+        return torch.fft.rfft2(self.kernel, s=self.fft_shape)
 
     def method_for(self, planes: int) -> ConvolutionMethod:
         """The method a call on `planes` H x W planes uses: the fixed one, else the cheaper; always

@@ -9,7 +9,8 @@ the CPU, contiguous, conjugation resolved); floats as `float.hex`. Nothing is no
 so A and 2 A, `Matrix(M)` and `Matrix(2 M)`, `Radon(pixel_size=2, detector_spacing=2)` and `Radon()`,
 or two diagonals differing in one bit have different keys. The algorithm value (every field) and a
 format tag are hashed too. The device is not (a CPU file serves a GPU operator). Derived data is
-skipped: an operator's ``_cache`` dict and its ``functools.cached_property`` values, so the key is
+skipped: an operator's ``functools.cached_property`` values and what ``linops.memo`` remembers on it
+(and the kernels' ``_cache``), so the key is
 the same before and after A is first applied. The key is built without applying A, so it is the
 same on every machine.
 
@@ -71,9 +72,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import functools
 import hashlib
-import inspect
 import math
 import os
 import re
@@ -85,7 +84,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..base import LinearOperator, precision_of
+from ..base import LinearOperator, derived_names, precision_of
 from .computed import DenseSVD, GramEigh, RandomizedSVD, flat_svd
 from .decomposition import SVD
 from .symmetric import BlockBasis, SymmetricGramEigh, block_svd_from_tensors, block_svd_to_tensors
@@ -200,8 +199,8 @@ class _Digest:
         if dataclasses.is_dataclass(obj):
             items = [(f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj)]
         else:
-            derived = _derived_attributes(type(obj))
-            items = sorted((k, v) for k, v in vars(obj).items() if k != "_cache" and k not in derived)
+            derived = derived_names(type(obj))
+            items = sorted((k, v) for k, v in vars(obj).items() if k not in derived)
         for attr, value in items:
             h.update(f"{attr}=".encode())
             self.feed(h, value, f"{path}.{attr}" if path else f"{name}.{attr}")
@@ -221,15 +220,6 @@ def _is_record(value) -> bool:
         return True
     module = type(value).__module__ or ""
     return (module == "linops" or module.startswith("linops.")) and hasattr(value, "__dict__") and not callable(value)
-
-
-@functools.cache
-def _derived_attributes(cls: type) -> frozenset[str]:
-    """Names of cls's functools.cached_property attributes (derived data, not parameters)."""
-    names = set()
-    for klass in inspect.getmro(cls):
-        names.update(k for k, v in vars(klass).items() if isinstance(v, functools.cached_property))
-    return frozenset(names)
 
 
 def _walk(A: LinearOperator) -> tuple[bytes, list[str]]:

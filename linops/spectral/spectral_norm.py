@@ -13,6 +13,7 @@ import torch
 from ..algebra import Adjoint, Scaled, Transpose
 from ..base import LinearOperator, precision_of
 from ..blocks import Kron
+from ..memo import MemoKey, recall, store
 from ..operators import (
     FFT2,
     CircularBlur,
@@ -74,6 +75,13 @@ class Lanczos:
             raise ValueError(f"Lanczos needs tol > 0 and max_iter >= 1, got {self}")
 
 
+@dataclass(frozen=True)
+class NormOf(MemoKey):
+    """Memo key of `norm(A, algorithm)` (algorithm None: the default choice)."""
+
+    algorithm: PowerIteration | Lanczos | None
+
+
 def norm(A: LinearOperator, algorithm: PowerIteration | Lanczos | None = None) -> float:
     """||A||_2, the largest singular value of A.
 
@@ -84,8 +92,8 @@ def norm(A: LinearOperator, algorithm: PowerIteration | Lanczos | None = None) -
     """
     if algorithm is not None and not isinstance(algorithm, (PowerIteration, Lanczos)):
         raise TypeError(f"norm: algorithm must be PowerIteration(...), Lanczos(...) or None, got {algorithm!r}")
-    key = ("norm", algorithm)
-    out = A._cache.get(key)
+    key = NormOf(algorithm)
+    out = recall(A, key)
     if out is not None:
         return out
     if algorithm is None:
@@ -100,9 +108,7 @@ def norm(A: LinearOperator, algorithm: PowerIteration | Lanczos | None = None) -
         out = lanczos(A, algorithm)
     else:
         out = power_iteration(A, algorithm)
-    out = float(out)
-    A._cache[key] = out
-    return out
+    return store(A, key, float(out))
 
 
 def _start(A: LinearOperator, seed: int) -> torch.Tensor:

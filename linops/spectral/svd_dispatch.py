@@ -41,12 +41,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
 from ..algebra import Adjoint, Composition, Scaled, Transpose, compose, scale
 from ..base import LinearOperator, precision_of
 from ..blocks import Kron
+from ..memo import MemoKey, holds, recall, remember, store
 from ..operators import (
     FFT2,
     CircularBlur,
@@ -82,7 +84,22 @@ svd_rules = RuleTable("svd", 1)
 
 ChildSVD = Callable[[LinearOperator], "SVD | None"]
 
-_NO_STRUCTURE = "no structure"
+
+@dataclass(frozen=True)
+class SVDOf(MemoKey):
+    """Memo key of `svd(A, algorithm)` (algorithm None: the default choice)."""
+
+    algorithm: object
+
+
+@dataclass(frozen=True)
+class StructuredSVD(MemoKey):
+    """Memo key of `structured_svd(A)`: the SVD from the rules alone, or `NO_STRUCTURE`."""
+
+
+#: remembered under StructuredSVD() when no rule knows the operator's structure (so it is asked once)
+NO_STRUCTURE = object()
+STRUCTURED = StructuredSVD()
 
 
 def svd(
@@ -118,8 +135,8 @@ def svd(
             "svd: algorithm must be DenseSVD(...), GramEigh(...), SymmetricGramEigh(...), RandomizedSVD(...) or "
             f"None, got {algorithm!r}"
         )
-    key = ("svd", algorithm)
-    out = A._cache.get(key)
+    key = SVDOf(algorithm)
+    out = recall(A, key)
     if out is not None:
         return out
     if algorithm is None:
@@ -127,30 +144,30 @@ def svd(
         if out is None:
             if math.prod(A.shape) > DENSE_LIMIT:
                 raise ValueError(dense_size_message(A, DENSE_LIMIT))
-            out = _computed(A, DenseSVD(), cache_dir, cache_max_bytes)
-            A._cache.setdefault(("svd", DenseSVD()), out)
-        elif out.structured:
-            A._cache.setdefault(("svd", "structured"), out)
+            out = remember(A, SVDOf(DenseSVD()), lambda: _computed(A, DenseSVD(), cache_dir, cache_max_bytes))
+        elif out.structured and not holds(A, STRUCTURED):
+            store(A, STRUCTURED, out)
     else:
         out = _computed(A, algorithm, cache_dir, cache_max_bytes)
-    A._cache[key] = out
-    return out
+    return store(A, key, out)
 
 
 def cached_svd(
     A: LinearOperator, algorithm: DenseSVD | GramEigh | SymmetricGramEigh | RandomizedSVD | None = None
 ) -> SVD | None:
     """The SVD `svd(A, algorithm)` already computed for this operator instance, or None (never computes)."""
-    return A._cache.get(("svd", algorithm))
+    return recall(A, SVDOf(algorithm))
 
 
 def structured_svd(A: LinearOperator) -> SVD | None:
     """The SVD of A from structural rules alone (never computed), or None when A has no known structure."""
-    out = A._cache.get(("svd", "structured"))
-    if out is None:
-        out = _rule_svd(A, structured_svd)
-        A._cache[("svd", "structured")] = _NO_STRUCTURE if out is None else out
-    return None if out is _NO_STRUCTURE else out
+
+    def rules():
+        found = _rule_svd(A, structured_svd)
+        return NO_STRUCTURE if found is None else found
+
+    out = remember(A, STRUCTURED, rules)
+    return None if out is NO_STRUCTURE else out
 
 
 def _child_auto(A: LinearOperator) -> SVD | None:
