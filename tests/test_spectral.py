@@ -568,7 +568,7 @@ def test_pinv_iterative_lsqr():
 
 def test_svd_value_checks_shapes():
     with pytest.raises(ValueError, match="spectral"):
-        SVD(Identity(3), torch.ones(4), Identity(3), True, True, True)
+        SVD(Identity(3), torch.ones(4), Identity(3), complete=True, range_complete=True, structured=True)
 
 
 def test_radon_like_operator_gets_a_computed_svd():

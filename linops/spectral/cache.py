@@ -85,8 +85,8 @@ import numpy as np
 import torch
 
 from ..base import LinearOperator, derived_names, precision_of
+from ..operators.decomposition import SVD
 from .computed import DenseSVD, GramEigh, RandomizedSVD, flat_svd
-from .decomposition import SVD
 from .symmetric import BlockBasis, SymmetricGramEigh, block_svd_from_tensors, block_svd_to_tensors
 
 #: stored in every file and hashed into every key; bump when either changes meaning

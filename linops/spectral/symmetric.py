@@ -39,9 +39,9 @@ import torch
 
 from ..algebra import Adjoint, Scaled
 from ..base import LinearOperator, as_shape, precision_of
+from ..operators.decomposition import SVD
 from ..symmetry import Symmetry, SymmetryGroup, commutation_error, symmetries
 from .computed import GramEigh, gram_eigh_svd
-from .decomposition import SVD
 
 
 @dataclass(frozen=True)
@@ -305,8 +305,14 @@ def assemble(A: LinearOperator, group: SymmetryGroup, blocks) -> SVD:
         factors[side] = BlockBasis(characters, [q[i] for q in bases], mats, order, shape)
     m, n = A.shape
     k = s.numel()
-    return SVD(factors["out"], s[order].to(device=device, dtype=real), factors["in"],
-               complete=k == n, range_complete=k == m, structured=False)
+    return SVD(
+        factors["out"],
+        s[order].to(device=device, dtype=real),
+        factors["in"],
+        complete=k == n,
+        range_complete=k == m,
+        structured=False,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
