@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..base import LinearOperator
-from ..rules import basis_rules, coisometry_rules, isometry_rules, norm_rules
+from ..rules import adjoint_rules, basis_rules, coisometry_rules, isometry_rules, norm_rules, sum_rules
 
 
 class Identity(LinearOperator):
@@ -44,6 +44,18 @@ class Zero(LinearOperator):
 
     def __repr__(self):
         return f"Zero({self.in_shape} -> {self.out_shape})"
+
+
+@adjoint_rules.register(Zero)
+def _adjoint_of_zero(op):
+    """0^H = 0 with the shapes swapped."""
+    return Zero(op.out_shape, op.in_shape, dtype=op.dtype, device=op.device)
+
+
+@sum_rules.register(Identity, Identity)
+def _identity_sum(a, b):
+    """I + I = 2 I."""
+    return 2 * a
 
 
 # ----------------------------------------------------------------------------------------------
