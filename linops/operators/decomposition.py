@@ -22,8 +22,9 @@ Conventions (one for every SVD in linops, structured or computed):
   like the s_i = 0 coordinates, and no basis of it is needed. ``range_complete`` says the same of U
   and the output space (U U^H = I).
 
-The value lives beside the operators (it imports only the base class, the bases and Identity/Zero) so
-that each operator module can state its own structured SVD (`linops.rules.svd_rules`); the spectral
+The value lives beside the operators (at module level it imports only the base class, the bases and
+Identity/Zero; `to_operator` imports Diagonal when called) so that each operator module can state its own
+structured SVD (`linops.rules.svd_rules`); the spectral
 toolkit (`linops.spectral`) re-exports it and computes the SVDs that no rule knows.
 """
 

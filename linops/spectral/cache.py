@@ -9,10 +9,10 @@ the CPU, contiguous, conjugation resolved); floats as `float.hex`. Nothing is no
 so A and 2 A, `Matrix(M)` and `Matrix(2 M)`, `Radon(pixel_size=2, detector_spacing=2)` and `Radon()`,
 or two diagonals differing in one bit have different keys. The algorithm value (every field) and a
 format tag are hashed too. The device is not (a CPU file serves a GPU operator). Derived data is
-skipped: an operator's ``functools.cached_property`` values and what ``linops.memo`` remembers on it
-(and the kernels' ``_cache``), so the key is
-the same before and after A is first applied. The key is built without applying A, so it is the
-same on every machine.
+skipped: an operator's memo (`linops.memo`) and its ``functools.cached_property`` values, so the
+key is the same before and after A is first applied; so are the attributes a class lists in
+`execution_attributes` (how the map is computed, e.g. a projector's method: not which map it is).
+The key is built without applying A, so it is the same on every machine.
 
 Fallback. A value that cannot be hashed exactly (a callable, a wrapped deepinv physics or pylops
 operator, any object defined outside linops that is not a dataclass, enum, tensor, array, number or
@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import hashlib
 import math
 import os
@@ -199,7 +200,7 @@ class _Digest:
         if dataclasses.is_dataclass(obj):
             items = [(f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj)]
         else:
-            derived = derived_names(type(obj))
+            derived = _derived_attributes(type(obj))
             items = sorted((k, v) for k, v in vars(obj).items() if k not in derived)
         for attr, value in items:
             h.update(f"{attr}=".encode())
@@ -220,6 +221,13 @@ def _is_record(value) -> bool:
         return True
     module = type(value).__module__ or ""
     return (module == "linops" or module.startswith("linops.")) and hasattr(value, "__dict__") and not callable(value)
+
+
+@functools.cache
+def _derived_attributes(cls: type) -> frozenset[str]:
+    """Names of the attributes that are not parameters of the map: derived data (`base.derived_names`: the
+    memo, the functools.cached_property values) and the class's `execution_attributes` (how it is computed)."""
+    return derived_names(cls) | frozenset(getattr(cls, "execution_attributes", ()))
 
 
 def _walk(A: LinearOperator) -> tuple[bytes, list[str]]:
