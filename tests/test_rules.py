@@ -43,7 +43,8 @@ def _first_rule(table, op, *extra):
 
 def test_every_structured_leaf_resolves_through_a_rule_of_its_own_module():
     """A market leaf with a structured SVD gets it from an svd rule registered in the module that defines
-    its type (or, for a type declared an isometry / co-isometry there, from the generic isometry rule)."""
+    its type (or, for a type declared an isometry / co-isometry there, from the generic isometry rule).
+    That the SVD reproduces the operator is tested over the same market in tests/test_spectral.py."""
     checked = []
     for name, op in _leaves():
         if structured_svd(op) is None:
@@ -56,9 +57,7 @@ def test_every_structured_leaf_resolves_through_a_rule_of_its_own_module():
             assert any(f is not None and f.__module__ == home for f in facts), name
         else:
             assert rule.__module__ == home, (name, rule.__module__, home)
-        dec = structured_svd(op)
-        dense = dec.to_operator().to_dense()
-        torch.testing.assert_close(dense, op.to_dense(), rtol=1e-9, atol=1e-9, msg=name)
+        assert structured_svd(op).structured, name  # its values are checked in test_spectral.py
         checked.append(type(op).__name__)
     # the types whose SVD used to live in spectral/svd_dispatch.py
     assert {"CircularBlur", "SeparableBlur", "Diagonal", "Mask", "Downsample", "Decimate", "FFT2"} <= set(checked)
