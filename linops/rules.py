@@ -23,6 +23,7 @@ expression nodes register theirs in linops.algebra, linops.blocks and linops.spe
   coisometry_rules   A      -> bool     A A^H = I (orthonormal rows), known from the type
   basis_rules        A      -> key      a hashable key equal for operators that are the same
                                         parameter-free orthonormal basis (`spectral.bases.same_basis`)
+  symmetry_rules     A      -> (Symmetry, ...)  the involutions A commutes with (`linops.symmetries`)
 
 A rule returns None when its precondition does not hold, and the next, less specific rule is tried.
 A composition rule returns a single operator (not a longer product), so rewriting terminates.
@@ -80,3 +81,4 @@ norm_rules = RuleTable("norm", 1)
 isometry_rules = RuleTable("isometry", 1)
 coisometry_rules = RuleTable("coisometry", 1)
 basis_rules = RuleTable("basis", 1)
+symmetry_rules = RuleTable("symmetry", 1)

@@ -40,6 +40,7 @@ import torch
 from ..algebra import Adjoint, Scaled
 from ..base import LinearOperator, as_shape, precision_of
 from ..operators.decomposition import SVD
+from ..rules import symmetry_rules
 from ..symmetry import Symmetry, SymmetryGroup, commutation_error, symmetries
 from .computed import GramEigh, gram_eigh_svd
 
@@ -356,13 +357,13 @@ def block_svd_from_tensors(A: LinearOperator, data: dict) -> SVD:
 # symmetries of expression nodes
 
 
-@symmetries.register
+@symmetry_rules.register(Adjoint)
 def _adjoint_symmetries(op: Adjoint) -> tuple[Symmetry, ...]:
     """A P_in = P_out A with P^T = P gives A^H P_out = P_in A^H: the roles of the permutations swap."""
     return tuple(Symmetry(g.name, g.out_perm, g.in_perm) for g in symmetries(op.op))
 
 
-@symmetries.register
+@symmetry_rules.register(Scaled)
 def _scaled_symmetries(op: Scaled) -> tuple[Symmetry, ...]:
     """c A commutes with whatever A commutes with."""
     return symmetries(op.op)
