@@ -53,6 +53,10 @@ class RuleTable:
 
         return decorator
 
+    def registered(self) -> list[tuple[tuple[type, ...], Callable]]:
+        """Every (types, rule) pair, in registration order (for introspection and tests)."""
+        return [(types, rule) for types, rules in self._rules.items() for rule in rules]
+
     def candidates(self, *ops):
         """Registered rules that apply to these argument types, most specific first."""
         mros = [type(op).__mro__ for op in ops]

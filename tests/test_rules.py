@@ -191,3 +191,33 @@ def test_one_copy_of_the_padded_blur_matrix_gives_the_separable_blur(boundary, s
     M_rows = blur_matrices(rows.flip(0)[None], 7, op.boundary)[0]
     M_cols = blur_matrices(cols.flip(0)[None], 6, op.boundary)[0]
     torch.testing.assert_close(torch.kron(M_rows, M_cols), op.to_dense(), rtol=1e-13, atol=1e-13)
+
+
+def test_every_rule_about_a_concrete_operator_lives_in_the_module_of_one_of_its_types():
+    """The layout the tables exist for: a rule keyed by concrete operator types (classes defined under
+    linops.operators) is registered in the module that defines one of them (for the tomography package,
+    anywhere in it), never in spectral/, algebra.py or a backend."""
+    from linops import rules
+
+    tables = [
+        rules.adjoint_rules,
+        rules.composition_rules,
+        rules.sum_rules,
+        rules.svd_rules,
+        rules.norm_rules,
+        rules.isometry_rules,
+        rules.coisometry_rules,
+        rules.basis_rules,
+        rules.symmetry_rules,
+    ]
+    checked = 0
+    for table in tables:
+        for types, rule in table.registered():
+            homes = {t.__module__ for t in types}
+            if not all(home.startswith("linops.operators.") for home in homes):
+                continue  # a generic node (or a test's own type) is part of the key
+            packages = {h.rsplit(".", 1)[0] for h in homes if h.startswith("linops.operators.tomography.")}
+            where = rule.__module__
+            assert where in homes or where.rsplit(".", 1)[0] in packages, (table.name, types, where)
+            checked += 1
+    assert checked >= 50
