@@ -18,7 +18,7 @@ import linops
 from linops.base import precision_of
 
 from ..checks import check_int, check_optional_real, check_real
-from ..problem import check_problem
+from ..start import start
 from ..tracking import Result, Tracker
 
 
@@ -174,11 +174,11 @@ class TVReconstruction:
 
     def __call__(self, y, A, prior=None, *, generator=None, callback=None, progress=True, x_true=None) -> Result:
         alg = self.algorithm
-        problem = check_problem(f"TV-{type(alg).__name__}", y, A, x_true=x_true)
-        y = problem.y
+        run = start(f"TV-{type(alg).__name__}", y, A, steps=alg.iterations, callback=callback, progress=progress,
+                    x_true=x_true)
+        y, track = run.y, run.track
         D = self.gradient(A)
-        track = problem.track(alg.iterations, callback=callback, progress=progress)
-        x = problem.zeros()
+        x = run.zeros()
         run = {PDHG: pdhg, CondatVu: condat_vu}[type(alg)]
         x, _ = run(alg, x, y, A, D, self.weight, track)
         return track.result(x)
