@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from . import metrics
+from priors import metrics
 
 
 class NonFiniteError(FloatingPointError):
