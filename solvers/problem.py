@@ -6,6 +6,9 @@
     ...                                                    # the algorithm box
     return track.result(x)                                 # x back in the data's units
 
+Solvers call it through `solvers.start.start(...)`, which adds the schedule, its range check and the
+counted prior.
+
 Checks (each error names the solver, A, what was expected and what was given):
 
 - y has shape (B, *A.out_shape), B >= 1: no broadcasting of a (B, 1, n_views, 1) sinogram.
