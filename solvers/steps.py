@@ -6,6 +6,7 @@
     guidance_gradient    grad_x ||A x0_hat(x) - y||^2 through the prior       (DPS, PaDIS, Dirac's guidance)
     langevin_step        x + (alpha / 2) s + sqrt(alpha) z                    (PaDIS's unadjusted Langevin step)
     per_sample           a (B,) step size shaped to scale a batch x            (the per-sample zeta_t, eta_t)
+    batch_shape          the leading axes of x before its per-sample shape     (x of shape (*batch, *in_shape))
 
 A solver file imports these, `start` and `gaussian_like`, and keeps only its own loop.
 """
@@ -19,6 +20,7 @@ import torch
 from .tracking import gaussian_like
 
 __all__ = [
+    "batch_shape",
     "eq2_step",
     "gaussian_like",
     "gradient_descent",
@@ -75,6 +77,11 @@ def guidance_gradient(x, y, A, denoise, sigma):
 def langevin_step(x: torch.Tensor, s: torch.Tensor, z: torch.Tensor, alpha: float) -> torch.Tensor:
     """x + (alpha / 2) s + sqrt(alpha) z, z ~ N(0, I): one unadjusted Langevin step on log p_sigma."""
     return x + (alpha / 2) * s + math.sqrt(alpha) * z
+
+
+def batch_shape(x: torch.Tensor, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The batch axes of x = (*batch, *shape): x.shape without its trailing len(shape) axes."""
+    return tuple(x.shape[: x.ndim - len(shape)])
 
 
 def per_sample(step: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
