@@ -236,7 +236,7 @@ def _warn_if_out_of_range(solver: str, y: torch.Tensor, A, convention: Conventio
         f"{whose} {convention.name}; state the data's units with convention=(lo, hi) (e.g. (0, 255)) or a "
         "priors.Convention, and the solver converts exactly",
         ConventionWarning,
-        stacklevel=4,
+        stacklevel=5,  # the solver's caller: _warn_if_out_of_range <- check_problem <- start <- solver.__call__
     )
 
 

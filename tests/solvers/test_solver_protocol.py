@@ -14,6 +14,7 @@ import linops
 import solvers
 from priors.analytic import GaussianPrior
 from priors.protocol import UNIT, Prior, SigmaRanged
+from solvers.problem import ConventionWarning
 from solvers.protocol import Solver
 from solvers.schedules import Constant, Geometric
 from solvers.start import check_sigma_range, start
@@ -178,6 +179,21 @@ def test_ddgm_checks_the_schedule_against_the_prior():
     y, A, _ = problem()
     with pytest.raises(ValueError, match=r"trained for sigma in \[0.1, 1\]"):
         solvers.DDGM(Geometric(3.0, 0.1, 2), gradient_steps=1)(y, A, Ranged(), progress=False)
+
+
+@pytest.mark.parametrize("name", ["DDGM", "DDRM", "DPS", "PaDIS"])
+def test_convention_warning_points_at_the_callers_line(name):
+    """The warning about data in other units than the prior's names the line that called the solver."""
+    y, A, prior = problem()
+    solver = {
+        "DDGM": lambda: solvers.DDGM(Geometric(1.0, 0.1, 1), gradient_steps=1),
+        "DDRM": lambda: solvers.DDRM(Geometric(1.0, 0.1, 1)),
+        "DPS": lambda: solvers.DPS(solvers.schedules.DDGMUnconditionalSchedule.from_endpoints(1.0, 0.5, 3)),
+        "PaDIS": lambda: solvers.PaDIS(Geometric(1.0, 0.5, 2)),
+    }[name]()
+    with pytest.warns(ConventionWarning) as record:
+        solver(255 * y, A, prior, progress=False)
+    assert {Path(r.filename).name for r in record if r.category is ConventionWarning} == {Path(__file__).name}
 
 
 # ------------------------------------------------------------------------------------------------ layout
