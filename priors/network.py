@@ -60,6 +60,23 @@ class TimestepLookup(enum.Enum):
     INTERPOLATE = "interpolate"
 
 
+def linear_betas(beta_start: float, beta_end: float, steps: int) -> torch.Tensor:
+    """The DDPM linear beta schedule (Ho et al. 2020: 1000 steps, beta from 1e-4 to 0.02), float64."""
+    return torch.linspace(beta_start, beta_end, steps, dtype=torch.float64)
+
+
+def vp_alpha_bar(betas: torch.Tensor) -> torch.Tensor:
+    """abar_t = prod_{s <= t} (1 - beta_s), for t = 0..T-1."""
+    return torch.cumprod(1 - betas, dim=0)
+
+
+def vp_sigmas(betas: torch.Tensor) -> torch.Tensor:
+    """sigma_t = sqrt((1 - abar_t) / abar_t): the VE noise level of each VP step (increasing in t). The one
+    home of the VP <-> VE map of a beta schedule; `solvers.schedules.VP` lists the same levels from t = T down."""
+    ab = vp_alpha_bar(betas)
+    return torch.sqrt((1 - ab) / ab)
+
+
 @dataclass(frozen=True, eq=False)
 class VPSchedule:
     """A DDPM beta schedule, with the exact sigma <-> alpha_bar <-> timestep maps.
@@ -84,7 +101,7 @@ class VPSchedule:
     @classmethod
     def linear(cls, steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02, **kwargs) -> VPSchedule:
         """The DDPM linear schedule (Ho et al. 2020: 1000 steps, beta from 1e-4 to 0.02)."""
-        return cls(torch.linspace(beta_start, beta_end, steps, dtype=torch.float64), **kwargs)
+        return cls(linear_betas(beta_start, beta_end, steps), **kwargs)
 
     @classmethod
     def cosine(cls, steps: int = 1000, s: float = 0.008, max_beta: float = 0.999, **kwargs) -> VPSchedule:
@@ -96,13 +113,12 @@ class VPSchedule:
 
     @property
     def alpha_bar(self) -> torch.Tensor:
-        return torch.cumprod(1 - self.betas, dim=0)
+        return vp_alpha_bar(self.betas)
 
     @property
     def sigmas(self) -> torch.Tensor:
         """sigma_t = sqrt((1 - abar_t) / abar_t), the VE noise level of each step."""
-        ab = self.alpha_bar
-        return torch.sqrt((1 - ab) / ab)
+        return vp_sigmas(self.betas)
 
     @property
     def sigma_range(self) -> tuple[float, float]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import torch
 
@@ -168,6 +169,14 @@ class Prior:
                 f"{type(self).__name__} was trained for sigma in [{lo:g}, {hi:g}] ({self.convention.name} units); "
                 f"the schedule asks for [{sigma_min if sigma_min is not None else sigma_max:g}, {sigma_max:g}]."
             )
+
+
+@runtime_checkable
+class SigmaRanged(Protocol):
+    """A prior that knows the noise levels it was trained for and refuses a schedule that leaves them
+    (every `Prior`; a solver asks `isinstance(prior, SigmaRanged)` before its loop)."""
+
+    def check_sigma(self, sigma_max: float, sigma_min: float | None = None) -> None: ...
 
 
 class ConvertedPrior(Prior):

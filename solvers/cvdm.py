@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .tracking import Result, Tracker, gaussian_like
+from .steps import gaussian_like
+from .tracking import Result, Tracker
 
 
 @dataclass

@@ -3,16 +3,15 @@ unconditional sampler."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
 
 from .checks import check_instance, check_int, check_optional_real, check_real, check_sigmas
-from .classical.algebraic import gradient_descent, stable_step_size
-from .problem import check_problem
 from .schedules import DDGMUnconditionalSchedule, Geometric, Schedule
-from .tracking import Result, Tracker, gaussian_like
+from .start import start
+from .steps import eq2_step, gaussian_like, gradient_descent, stable_step_size
+from .tracking import Result, Tracker
 
 
 @dataclass(frozen=True)
@@ -50,16 +49,12 @@ class DDGM:
     def __call__(
         self, y, A, prior, *, generator=None, callback=None, progress=True, x_true=None, convention=None
     ) -> Result:
-        problem = check_problem("DDGM", y, A, prior, needs=("eps",), convention=convention, x_true=x_true)
-        y, prior = problem.y, problem.prior
+        run = start("DDGM", y, A, prior, needs=("eps",), schedule=self.schedule, callback=callback,
+                    progress=progress, x_true=x_true, convention=convention)
+        y, eps_theta, track = run.y, run.prior.eps, run.track
         lam = stable_step_size(A, self.step_size, self.step_fraction)
-        sigmas = self.schedule.sigmas().tolist()
-        if hasattr(prior, "check_sigma") and max(sigmas) > 0:
-            prior.check_sigma(max(sigmas), min(s for s in sigmas if s > 0))
-        track = problem.track(len(sigmas), callback=callback, progress=progress)
-        eps_theta = track.watch(prior).eps
-        x = problem.zeros()
-        for n, sigma in enumerate(sigmas):
+        x = run.zeros()
+        for n, sigma in enumerate(run.sigmas):
             x = gradient_descent(x, y, A, lam, self.gradient_steps)
             track.gradients(self.gradient_steps)
             x = x + sigma * gaussian_like(x, generator)
@@ -67,11 +62,6 @@ class DDGM:
                 x = x - sigma * eps_theta(x, sigma)
             track.step(n, sigma, x)
         return track.result(x)
-
-
-def eq2_step(x, eps, z, sigma: float, alpha: float, beta: float) -> torch.Tensor:
-    """DDGM's Eq. 2: x_{n+1} = x_n - alpha sigma_n eps(x_n) + sqrt(alpha beta) sigma_n z."""
-    return x - alpha * sigma * eps + math.sqrt(alpha * beta) * sigma * z
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,10 @@ import torch
 from linops.spectral import DenseSVD, GramEigh, RandomizedSVD, SymmetricGramEigh, cached_svd, structured_svd
 
 from .checks import check_instance, check_real, check_sigmas
-from .problem import check_problem
 from .schedules import Geometric, Schedule, append_zero
-from .tracking import Result, gaussian_like
+from .start import start
+from .steps import gaussian_like
+from .tracking import Result
 
 
 class ComputedSVDWarning(UserWarning):
@@ -89,22 +90,17 @@ class DDRM:
     def __call__(
         self, y, A, prior, *, generator=None, callback=None, progress=True, x_true=None, convention=None
     ) -> Result:
-        problem = check_problem("DDRM", y, A, prior, needs=("denoise",), convention=convention, x_true=x_true)
-        y, prior = problem.y, problem.prior
+        run = start("DDRM", y, A, prior, needs=("denoise",), schedule=self.schedule, callback=callback,
+                    progress=progress, x_true=x_true, convention=convention)
+        y, denoise, track, sigmas = run.y, run.prior.denoise, run.track, run.sigmas
         svd = self.decomposition(A)
         U, V, P = svd.U, svd.V, svd.complement
         s = torch.where(svd.s > self.singular_value_cutoff, svd.s, 0).to(y.real.dtype)
         observed = s > 0
         s_safe = torch.where(observed, s, 1)
         y_bar = torch.where(observed, (U.H @ y) / s_safe, 0)
-        sigma_y, eta, eta_b = self.sigma_y * problem.noise_scale, self.eta, self.eta_b
+        sigma_y, eta, eta_b = self.sigma_y * run.problem.noise_scale, self.eta, self.eta_b
         noise_of_y_bar = sigma_y / s_safe  # the std of y_bar's noise, where observed
-
-        sigmas = self.schedule.sigmas().tolist()
-        if hasattr(prior, "check_sigma"):
-            prior.check_sigma(max(sigmas), min(sigmas))
-        track = problem.track(len(sigmas), callback=callback, progress=progress)
-        denoise = track.watch(prior).denoise
 
         sigma_T = sigmas[0]
         z = gaussian_like(y_bar, generator)

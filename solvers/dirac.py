@@ -11,9 +11,9 @@ import torch
 
 from .checks import check_real
 from .dirac_schedule import Severities, UniformSeverities
-from .dps import guidance_gradient
-from .problem import check_problem
-from .tracking import Result, gaussian_like
+from .start import start
+from .steps import gaussian_like, guidance_gradient, per_sample
+from .tracking import Result
 
 
 @dataclass(frozen=True)
@@ -141,17 +141,12 @@ class Dirac:
         self, y, A, prior, *, generator=None, callback=None, progress=True, x_true=None, convention=None
     ) -> Result:
         process = measurement_process(prior, A)
-        problem = check_problem("Dirac", y, A, prior, needs=("__call__",), convention=convention, x_true=x_true)
-        y = problem.y
         times = self.severities.until(self.t_stop)
+        run = start("Dirac", y, A, prior, needs=("__call__",), steps=len(times), callback=callback,
+                    progress=progress, x_true=x_true, convention=convention)
+        y, Phi, track = run.y, run.prior, run.track
         sigma = lambda t: float(process.sigma(t))  # noqa: E731
         sigma_1 = sigma(1.0)
-        track = problem.track(len(times), callback=callback, progress=progress)
-
-        def Phi(y_t, t):
-            track.trace.prior_calls += 1
-            return prior(y_t, t)
-
         y_t = y
         for k, (t, t_next) in enumerate(zip(times, times[1:])):
             sigma_t, sigma_next = sigma(t), sigma(t_next)
@@ -169,7 +164,7 @@ class Dirac:
                 D = drop / sigma_t**2 * (A_t @ x0_hat - y_t)
                 if self.guidance is not None:
                     eta_t = self.guidance.step_size(drop, sigma_1, residual)
-                    D = D - eta_t.reshape(-1, *([1] * (y.ndim - 1))) * grad
+                    D = D - per_sample(eta_t, grad) * grad
                 y_t = y_t + R + D + math.sqrt(drop) * gaussian_like(y_t, generator)
         with torch.no_grad():
             x0_hat = Phi(y_t, times[-1])

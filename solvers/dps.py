@@ -6,25 +6,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import torch
-
 from .checks import check_instance, check_real
-from .ddgm import eq2_step
-from .problem import check_problem
 from .schedules import DDGMUnconditionalSchedule
-from .tracking import Result, gaussian_like
-
-
-def guidance_gradient(x, y, A, denoise, sigma):
-    """(x0_hat, grad_x ||A x0_hat(x) - y||^2, ||A x0_hat - y||) for each sample, backpropagating
-    through the prior once; x0_hat is the prior's posterior mean at (x, sigma)."""
-    x = x.detach().requires_grad_(True)
-    with torch.enable_grad():
-        x0 = denoise(x, sigma)
-        residual = A @ x0 - y
-        squared = residual.abs().pow(2).reshape(residual.shape[0], -1).sum(dim=1)
-        (grad,) = torch.autograd.grad(squared.sum(), x)
-    return x0.detach(), grad, squared.detach().sqrt()
+from .start import start
+from .steps import eq2_step, gaussian_like, guidance_gradient, per_sample
+from .tracking import Result
 
 
 @dataclass(frozen=True)
@@ -56,16 +42,11 @@ class DPS:
     def __call__(
         self, y, A, prior, *, generator=None, callback=None, progress=True, x_true=None, convention=None
     ) -> Result:
-        name = "DPS*" if self.rescaled else "DPS"
-        problem = check_problem(name, y, A, prior, needs=("denoise",), convention=convention, x_true=x_true)
-        y, prior = problem.y, problem.prior
         sched = self.schedule
-        sigmas = sched.sigmas().tolist()
-        if hasattr(prior, "check_sigma"):
-            prior.check_sigma(max(sigmas), min(sigmas))
-        track = problem.track(len(sigmas), callback=callback, progress=progress)
-        denoise = track.watch(prior).denoise
-        x = sigmas[0] * gaussian_like(problem.zeros(), generator)
+        run = start("DPS*" if self.rescaled else "DPS", y, A, prior, needs=("denoise",), schedule=sched,
+                    callback=callback, progress=progress, x_true=x_true, convention=convention)
+        y, denoise, track, sigmas = run.y, run.prior.denoise, run.track, run.sigmas
+        x = sigmas[0] * gaussian_like(run.zeros(), generator)
         x0 = x
         for n, sigma in enumerate(sigmas):
             x0, grad, norm = guidance_gradient(x, y, A, denoise, sigma)
@@ -73,6 +54,6 @@ class DPS:
             scale = self.zeta / (norm * (math.sqrt(1 + sigma**2) if self.rescaled else 1.0)).clamp(min=1e-30)
             eps = (x - x0) / sigma
             x = eq2_step(x, eps, gaussian_like(x, generator), sigma, sched.alpha, sched.beta)
-            x = x - scale.reshape(-1, *([1] * (x.ndim - 1))) * grad
+            x = x - per_sample(scale, x) * grad
             track.step(n, sigma, x, estimate=x0)
         return track.result(x0)

@@ -11,10 +11,10 @@ from typing import Protocol, runtime_checkable
 import torch
 
 from .checks import check_instance, check_optional_real, check_real, check_sigmas
-from .dps import guidance_gradient
-from .problem import check_problem
 from .schedules import Geometric, Schedule
-from .tracking import Result, gaussian_like
+from .start import start
+from .steps import gaussian_like, guidance_gradient, langevin_step, per_sample
+from .tracking import Result
 
 
 @runtime_checkable
@@ -55,11 +55,6 @@ def tracking_epsilon(sigmas) -> float:
     ratios = [b / a for a, b in zip(sigmas[:-1], sigmas[1:]) if a > 0]
     r = min(min(ratios, default=1.0), 1.0)
     return min(1.6, max(0.1, 4 * math.sqrt(1 - r**2)))
-
-
-def langevin_step(x: torch.Tensor, s: torch.Tensor, z: torch.Tensor, alpha: float) -> torch.Tensor:
-    """x + (alpha / 2) s + sqrt(alpha) z, z ~ N(0, I): one unadjusted Langevin step on log p_sigma."""
-    return x + (alpha / 2) * s + math.sqrt(alpha) * z
 
 
 @dataclass(frozen=True)
@@ -131,15 +126,11 @@ class PaDIS:
     def __call__(
         self, y, A, prior, *, generator=None, callback=None, progress=True, x_true=None, convention=None
     ) -> Result:
-        problem = check_problem("PaDIS", y, A, prior, needs=("denoise",), convention=convention, x_true=x_true)
-        y, prior = problem.y, problem.prior
-        sigmas = self.schedule.sigmas().tolist()
+        run = start("PaDIS", y, A, prior, needs=("denoise",), schedule=self.schedule, callback=callback,
+                    progress=progress, x_true=x_true, convention=convention)
+        y, prior, counted, track, sigmas = run.y, run.problem.prior, run.prior, run.track, run.sigmas
         epsilon = self.langevin_epsilon(sigmas)
-        if hasattr(prior, "check_sigma"):
-            prior.check_sigma(max(sigmas), min(sigmas))
-        track = problem.track(len(sigmas), callback=callback, progress=progress)
-        counted = track.watch(prior)
-        x = sigmas[0] * gaussian_like(problem.zeros(), generator)
+        x = sigmas[0] * gaussian_like(run.zeros(), generator)
         for n, sigma_t in enumerate(sigmas):
             m = random_grid_shift(prior, x, generator)
             denoise = counted.denoise if m is None else (lambda v, s, m=m: counted.denoise(v, s, shift=m))
@@ -147,7 +138,7 @@ class PaDIS:
             track.gradients()
             s = (d - x) / sigma_t**2
             zeta_t = self.zeta / norm.clamp(min=1e-30)
-            x = x - zeta_t.reshape(-1, *([1] * (x.ndim - 1))) * grad
+            x = x - per_sample(zeta_t, x) * grad
             alpha_t = epsilon * sigma_t**2
             x = langevin_step(x, s, gaussian_like(x, generator), alpha_t)
             track.step(n, sigma_t, x, estimate=d)

@@ -6,6 +6,9 @@
     ...                                                    # the algorithm box
     return track.result(x)                                 # x back in the data's units
 
+Solvers call it through `solvers.start.start(...)`, which adds the schedule, its range check and the
+counted prior.
+
 Checks (each error names the solver, A, what was expected and what was given):
 
 - y has shape (B, *A.out_shape), B >= 1: no broadcasting of a (B, 1, n_views, 1) sinogram.
@@ -233,7 +236,7 @@ def _warn_if_out_of_range(solver: str, y: torch.Tensor, A, convention: Conventio
         f"{whose} {convention.name}; state the data's units with convention=(lo, hi) (e.g. (0, 255)) or a "
         "priors.Convention, and the solver converts exactly",
         ConventionWarning,
-        stacklevel=4,
+        stacklevel=5,  # the solver's caller: _warn_if_out_of_range <- check_problem <- start <- solver.__call__
     )
 
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
+from priors.network import linear_betas, vp_alpha_bar, vp_sigmas
+
 from .checks import check_int, check_real
 
 
@@ -170,7 +172,7 @@ class VP(Schedule):
         _check_steps(steps, "VP.linear")
         check_real("VP.linear", "beta_start", beta_start, 0, 1, low_open=True, high_open=True)
         check_real("VP.linear", "beta_end", beta_end, 0, 1, low_open=True, high_open=True)
-        return cls(tuple(torch.linspace(beta_start, beta_end, steps, dtype=torch.float64).tolist()))
+        return cls(tuple(linear_betas(beta_start, beta_end, steps).tolist()))
 
     def __post_init__(self):
         try:
@@ -188,12 +190,12 @@ class VP(Schedule):
         return len(self.betas)
 
     def alpha_bar(self) -> torch.Tensor:
-        """alpha_bar_t for t = 1..T."""
-        return torch.cumprod(1 - torch.tensor(self.betas, dtype=torch.float64), dim=0)
+        """alpha_bar_t for t = 1..T (`priors.network.vp_alpha_bar`)."""
+        return vp_alpha_bar(torch.tensor(self.betas, dtype=torch.float64))
 
     def sigmas(self) -> torch.Tensor:
-        ab = self.alpha_bar()
-        return torch.sqrt((1 - ab) / ab).flip(0)
+        """`priors.network.vp_sigmas` of the betas, from t = T down to t = 1."""
+        return vp_sigmas(torch.tensor(self.betas, dtype=torch.float64)).flip(0)
 
 
 def append_zero(sigmas: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from . import metrics
+from priors import metrics
 
 
 class NonFiniteError(FloatingPointError):
@@ -69,10 +69,15 @@ class Result:
 
 
 class _CountingPrior:
-    """A transparent proxy that counts denoise / score / eps calls of a prior."""
+    """A transparent proxy that counts denoise / score / eps calls of a prior, and calls of the prior
+    itself (Dirac's Phi(y_t, t))."""
 
     def __init__(self, prior, trace: Trace):
         self._prior, self._trace = prior, trace
+
+    def __call__(self, *args, **kwargs):
+        self._trace.prior_calls += 1
+        return self._prior(*args, **kwargs)
 
     def __getattr__(self, name):
         attr = getattr(self._prior, name)

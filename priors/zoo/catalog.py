@@ -206,3 +206,15 @@ RECIPES: dict[str, Recipe] = {
         ),
     )
 }
+
+
+def names() -> list[str]:
+    """The names of all recipes (each has bundled weights)."""
+    return sorted(RECIPES)
+
+
+def recipe(name: str) -> Recipe:
+    """The recipe called `name`; ValueError listing the known names otherwise."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown prior {name!r}; available: {', '.join(names())}")
+    return RECIPES[name]

@@ -117,7 +117,7 @@ def load_prior(spec: str, device: str = "cpu") -> LoadedPrior:
     metadata = path.with_suffix(".json")
     meta = json.loads(metadata.read_text()) if metadata.exists() else {}
     if "recipe" in meta:
-        from priors.zoo.build import load_file
+        from priors.zoo.bundle import load_file
 
         return LoadedPrior(load_file(path, device=device), str(path), Recipe.from_json(meta["recipe"]))
     from priors.training import load_network_prior

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .. import metrics
+from priors import metrics
+
 from ..tracking import Result
 
 

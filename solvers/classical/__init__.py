@@ -1,6 +1,7 @@
 """Classical reconstructions: the baselines the diffusion solvers are measured against."""
 
-from .algebraic import AlgebraicReconstruction, gradient_descent, stable_step_size
+from ..steps import gradient_descent, stable_step_size
+from .algebraic import AlgebraicReconstruction
 from .cgls import CGLSReconstruction
 from .fbp import FilteredBackprojection
 from .lsqr import LSQRReconstruction

@@ -11,7 +11,7 @@ from linops.base import precision_of
 from linops.spectral import CGLS, LSQR, solve
 
 from ..checks import check_int, check_real
-from ..problem import check_problem
+from ..start import start
 from ..tracking import Result
 
 
@@ -51,10 +51,9 @@ def krylov_reconstruction(
 ) -> Result:
     """Run `linops.solve(A, y, algorithm(...))` from x = 0 for at most `iterations` steps, recording every
     iterate x_k as a solver step; the run is shorter when the stopping test (`krylov_tolerance`) is met."""
-    problem = check_problem(name, y, A, x_true=x_true)
-    y = problem.y
+    run = start(name, y, A, steps=iterations, callback=callback, progress=progress, x_true=x_true)
+    y, track = run.y, run.track
     algorithm = algorithm(tol=krylov_tolerance(tol, A), max_iter=iterations)
-    track = problem.track(algorithm.max_iter, callback=callback, progress=progress)
 
     def record(k, x):
         track.gradients()  # one A and one A^H per iteration

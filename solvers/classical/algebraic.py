@@ -4,37 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from ..checks import check_int, check_optional_real, check_real
-from ..problem import check_problem
+from ..start import start
+from ..steps import gradient_descent, stable_step_size
 from ..tracking import Result
-
-
-def stable_step_size(A, step_size: float | None, step_fraction: float) -> float:
-    """lambda for x <- x - lambda grad ||A x - y||^2 = x - 2 lambda A^H (A x - y).
-
-    The iteration converges for 0 < lambda < 1 / ||A||^2; the default is step_fraction / ||A||^2.
-    An explicit step size at or above the bound raises.
-    """
-    if not 0 < step_fraction < 1:
-        raise ValueError(f"step_fraction must lie in (0, 1), got {step_fraction}")
-    bound = 1.0 / A.norm() ** 2
-    if step_size is None:
-        return step_fraction * bound
-    if not 0 < step_size < bound:
-        raise ValueError(
-            f"step size {step_size:.4g} is outside the stability bound (0, 1/||A||^2) = (0, {bound:.4g}) "
-            f"for {A!r}; gradient descent on ||A x - y||^2 would diverge."
-        )
-    return step_size
-
-
-def gradient_descent(x: torch.Tensor, y: torch.Tensor, A, step_size: float, steps: int) -> torch.Tensor:
-    """`steps` iterations of x <- x - 2 lambda A^H (A x - y)."""
-    for _ in range(steps):
-        x = x - 2 * step_size * (A.H @ (A @ x - y))
-    return x
 
 
 @dataclass(frozen=True)
@@ -55,11 +28,10 @@ class AlgebraicReconstruction:
         check_real("AlgebraicReconstruction", "step_fraction", self.step_fraction, 0, 1, low_open=True, high_open=True)
 
     def __call__(self, y, A, prior=None, *, generator=None, callback=None, progress=True, x_true=None) -> Result:
-        problem = check_problem("Algebraic", y, A, x_true=x_true)
-        y = problem.y
+        run = start("Algebraic", y, A, steps=self.iterations, callback=callback, progress=progress, x_true=x_true)
+        y, track = run.y, run.track
         lam = stable_step_size(A, self.step_size, self.step_fraction)
-        track = problem.track(self.iterations, callback=callback, progress=progress)
-        x = problem.zeros()
+        x = run.zeros()
         for k in range(self.iterations):
             x = gradient_descent(x, y, A, lam, 1)
             track.gradients()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from linops import FanBeamRadon, FilterWindow, Radon, fbp
 
-from ..problem import check_problem
+from ..start import start
 from ..tracking import Result
 
 
@@ -35,9 +35,8 @@ class FilteredBackprojection:
                 f"got {A!r}; for other operators (compositions, deepinv physics) use CGLSReconstruction, "
                 "LSQRReconstruction or TVReconstruction."
             )
-        problem = check_problem("FBP", y, A, x_true=x_true)
-        y = problem.y
-        track = problem.track(1, callback=callback, progress=progress)
+        run = start("FBP", y, A, steps=1, callback=callback, progress=progress, x_true=x_true)
+        y, track = run.y, run.track
         x = fbp(A, y, self.window)
         track.step(0, 0.0, x)
         return track.result(x)

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from linops.spectral import structured_svd
 
-from ..tracking import Result, Tracker
+from ..start import start
+from ..tracking import Result
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,9 @@ class TikhonovSVD:
             raise ValueError(f"TikhonovSVD: regularization must be positive, got {self.regularization!r}")
 
     def __call__(self, y, A, prior=None, *, generator=None, callback=None, progress=True, x_true=None) -> Result:
+        run = start("Tikhonov", y, A, steps=1, callback=callback, progress=progress, x_true=x_true)
+        y, track = run.y, run.track
         svd = structured_svd(A) or A.svd()
-        track = Tracker("Tikhonov", 1, y, A, x_true=x_true, callback=callback, progress=progress)
         s = svd.s.to(y.dtype)
         x = svd.V @ (s / (s**2 + self.regularization) * (svd.U.H @ y))
         track.step(0, 0.0, x)

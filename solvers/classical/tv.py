@@ -18,7 +18,8 @@ import linops
 from linops.base import precision_of
 
 from ..checks import check_int, check_optional_real, check_real
-from ..problem import check_problem
+from ..start import start
+from ..steps import batch_shape
 from ..tracking import Result, Tracker
 
 
@@ -125,7 +126,7 @@ def pixel_norms(g: torch.Tensor, D: linops.Gradient) -> torch.Tensor:
 def total_variation(x: torch.Tensor, D: linops.Gradient) -> torch.Tensor:
     """TV(x) = sum_i ||(D x)_i||_2 for each sample of x (*batch, *D.in_shape) -> (*batch,)."""
     norms = pixel_norms(D @ x, D)
-    return norms.reshape(*x.shape[: x.ndim - len(D.in_shape)], -1).sum(-1)
+    return norms.reshape(*batch_shape(x, D.in_shape), -1).sum(-1)
 
 
 def project_onto_balls(q: torch.Tensor, radius: float, D: linops.Gradient) -> torch.Tensor:
@@ -168,17 +169,16 @@ class TVReconstruction:
 
     def objective(self, x: torch.Tensor, y: torch.Tensor, A) -> torch.Tensor:
         """1/2 ||A x - y||^2 + weight TV(x) for each sample, shape (*batch,)."""
-        batch = x.shape[: x.ndim - len(A.in_shape)]
-        data = (A @ x - y).abs().pow(2).reshape(*batch, -1).sum(-1) / 2
+        data = (A @ x - y).abs().pow(2).reshape(*batch_shape(x, A.in_shape), -1).sum(-1) / 2
         return data + self.weight * total_variation(x, self.gradient(A))
 
     def __call__(self, y, A, prior=None, *, generator=None, callback=None, progress=True, x_true=None) -> Result:
         alg = self.algorithm
-        problem = check_problem(f"TV-{type(alg).__name__}", y, A, x_true=x_true)
-        y = problem.y
+        run = start(f"TV-{type(alg).__name__}", y, A, steps=alg.iterations, callback=callback, progress=progress,
+                    x_true=x_true)
+        y, track = run.y, run.track
         D = self.gradient(A)
-        track = problem.track(alg.iterations, callback=callback, progress=progress)
-        x = problem.zeros()
+        x = run.zeros()
         run = {PDHG: pdhg, CondatVu: condat_vu}[type(alg)]
         x, _ = run(alg, x, y, A, D, self.weight, track)
         return track.result(x)
@@ -187,7 +187,7 @@ class TVReconstruction:
 def pdhg(alg: PDHG, x, y, A, D: linops.Gradient, lam: float, track: Tracker) -> tuple[torch.Tensor, torch.Tensor]:
     """The `PDHG` iteration from x (see its docstring): the last x and the TV dual variable q (||q_i|| <= lam)."""
     tau, sigma = alg.steps(linops.vstack([A, D]).norm() ** 2)
-    x_bar, p, q = x, torch.zeros_like(y), x.new_zeros((*x.shape[: x.ndim - len(D.in_shape)], *D.out_shape))
+    x_bar, p, q = x, torch.zeros_like(y), x.new_zeros((*batch_shape(x, D.in_shape), *D.out_shape))
     for n in range(alg.iterations):
         p = (p + sigma * (A @ x_bar - y)) / (1 + sigma)
         q = project_onto_balls(q + sigma * (D @ x_bar), lam, D)
@@ -203,7 +203,7 @@ def condat_vu(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The `CondatVu` iteration from x (see its docstring): the last x and the TV dual variable q (||q_i|| <= lam)."""
     tau, sigma = alg.steps(A.norm() ** 2, D.norm_squared)
-    q = x.new_zeros((*x.shape[: x.ndim - len(D.in_shape)], *D.out_shape))
+    q = x.new_zeros((*batch_shape(x, D.in_shape), *D.out_shape))
     for n in range(alg.iterations):
         x_new = x - tau * (_real(A.H @ (A @ x - y)) + D.H @ q)
         q = project_onto_balls(q + sigma * (D @ (2 * x_new - x)), lam, D)

@@ -66,7 +66,7 @@ def test_train_on_own_images_then_reconstruct_with_it(own_images, tmp_path, caps
     assert str(own_images) in card and "16 training tiles" not in card  # 4 images x 4 tiles, some held out
     assert "training tiles of 24 x 24" in card and "## Quality check (measured)" in card
 
-    from priors.zoo.build import load_file
+    from priors.zoo.bundle import load_file
 
     prior = load_file(out / "my-cells.safetensors")
     assert fit_of(prior).kind is PriorKind.CONDITIONAL

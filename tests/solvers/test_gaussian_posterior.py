@@ -28,8 +28,9 @@ from priors.analytic import GaussianPrior
 from priors.analytic.eigenbasis import isotropic_power_spectrum, stationary_covariance
 from solvers.ddgm import DDGM
 from solvers.ddrm import DDRM
-from solvers.dps import DPS, guidance_gradient
+from solvers.dps import DPS
 from solvers.schedules import DDGMUnconditionalSchedule, Geometric, append_zero
+from solvers.steps import guidance_gradient
 
 f64 = torch.float64
 SHAPE = (1, 8, 8)

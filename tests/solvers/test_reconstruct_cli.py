@@ -264,7 +264,7 @@ def test_ctrl_c_in_a_subprocess_then_resume(series_files, tmp_path):
     folder, _ = series_files
     out = tmp_path / "v.mrc"
     command = [sys.executable, "-m", "solvers", "reconstruct", *map(str, base(folder, out, "--solver", "ddgm",
-               "--steps", "40", "--gradient-steps", "20", "--batch-size", "1", "--no-preview"))]
+               "--steps", "200", "--gradient-steps", "20", "--batch-size", "1", "--no-preview"))]
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     sidecar = io.partial_paths(out)[1]
