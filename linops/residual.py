@@ -41,16 +41,21 @@ def normal_residual(A: LinearOperator, x: torch.Tensor, y: torch.Tensor) -> torc
         raise ValueError(f"normal_residual with {A!r} and x of shape {tuple(x.shape)} expects y of shape "
                          f"{(*batch, *A.out_shape)}, got {got}.")  # fmt: skip
     if not (torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)):
-        flat_x, flat_y = x.reshape(-1, *A.in_shape), y.reshape(-1, *A.out_shape)
-        kernel = kernels.lookup(A, flat_x, Layout.BATCH, "normal_residual")
-        r = None if kernel is None else kernel.normal_residual(A, flat_x, flat_y)
-        for rule in normal_residual_rules.candidates(A) if r is None else ():
-            r = rule(A, flat_x, flat_y)
-            if r is not None:
-                break
+        r = _fused(A, x.reshape(-1, *A.in_shape), y.reshape(-1, *A.out_shape))
         if r is not None:
             return r.reshape(x.shape)
     return A.H.apply(A.apply(x) - y)
+
+
+def _fused(A: LinearOperator, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+    """The backend kernel's fused residual, else the first torch rule that applies, else None."""
+    kernel = kernels.lookup(A, x, Layout.BATCH, "normal_residual")
+    if kernel is not None and (r := kernel.normal_residual(A, x, y)) is not None:
+        return r
+    for rule in normal_residual_rules.candidates(A):
+        if (r := rule(A, x, y)) is not None:
+            return r
+    return None
 
 
 def _real_inputs(A: LinearOperator, x: torch.Tensor, y: torch.Tensor) -> bool:

@@ -128,7 +128,7 @@ def choose_backend(x: torch.Tensor) -> BackendChoice:
 
 
 def use_cupy(x: torch.Tensor) -> bool:
-    """True when the CuPy kernel should compute the operator on x (the hook operators call).
+    """True when a CuPy kernel would compute an operator on x (the operators ask the kernel table instead).
 
     Raises RuntimeError when CuPy is forced but cannot run on x."""
     forced = forced_backend()
