@@ -41,6 +41,7 @@ from .operators import (
     gaussian_kernel,
     gaussian_kernel_1d,
 )
+from .operators.function import FunctionOperator
 from .operators.tomography import FanBeamRadon, FanToParallel, FilterWindow, ProjectorMethod, Radon, fbp
 from .residual import normal_residual
 from .simplify import simplify
@@ -77,6 +78,7 @@ __all__ = [
     "Diagonal",
     "Downsample",
     "FourierSampling",
+    "FunctionOperator",
     "HStack",
     "Identity",
     "Kron",
