@@ -4,7 +4,7 @@ An operator keeps its torch reference implementation and imports no backend. A b
 (linops/cpu: numba; linops/cuda: CuPy) registers a `Kernel` for an operator type and a device type, and the
 operator asks the table for one where it computes:
 
-    kernels.register(Blur, "cuda", Kernel("cupy", forward, adjoint, available=cupy_problem))
+    kernels.register(JosephProjector, "cuda", Kernel("cupy", forward, adjoint, available=cupy_problem))
     kernel = kernels.lookup(op, x)          # a Kernel, or None: use the torch reference
     y = kernel.forward(op, x)
 

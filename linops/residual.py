@@ -6,7 +6,7 @@ Outside autograd (neither x nor y needs a gradient) the first of these that appl
 flat batch axis, x of shape (N, *A.in_shape) and y of shape (N, *A.out_shape):
 
     1. a backend kernel's `normal_residual` for type(A) and the tensors' device (the kernel table,
-       linops/backends.py; CuPy: Mask and Diagonal in one kernel, Radon and the blur family with the
+       linops/backends.py; CuPy: masks and diagonals in one kernel, projectors and blurs with the
        subtraction fused into the forward kernel, linops/cuda/residual.py)
     2. a torch rule in `normal_residual_rules`, keyed by the operator type (most specific first):
            Mask        m (x - y)              M^H M = M for m in {0, 1}: 2 passes instead of 3
