@@ -122,6 +122,10 @@ class LinearOperator(abc.ABC):
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """A^H y for y of shape (N, *out_shape)."""
 
+    #: attributes that choose how the map is computed, not which map it is (a projector's method): they leave
+    #: the SVD cache's key unchanged
+    execution_attributes: tuple[str, ...] = ()
+
     # ----------------------------------------------------------------------------------------
     # descriptors
     @property

@@ -336,3 +336,23 @@ def test_importing_linops_and_counting_do_not_import_numba():
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=root)
+
+
+def test_a_kernel_keeps_the_callers_torch_thread_count():
+    """numba's OpenMP layer shares the runtime with torch; its first parallel region used to reset torch's
+    thread count (1 -> the core count), so a Dask worker set to one thread ran on all and its slices no
+    longer matched the serial run bit for bit. Fresh process: the reset happens once per process."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("numba")
+    code = (
+        "import torch, linops\n"
+        "torch.set_num_threads(1)\n"
+        "A = linops.Radon((1, 20, 20), angles_deg=torch.linspace(-60, 60, 9, dtype=torch.float64),\n"
+        "                 method=linops.ProjectorMethod.MATRIX_FREE)\n"
+        "A.H @ (A @ torch.rand(1, 20, 20))\n"
+        "print(torch.get_num_threads())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"

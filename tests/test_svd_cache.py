@@ -3,6 +3,7 @@ unwritable folders, stale temporaries and the size cap (issue 12). Small float64
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import warnings
@@ -10,6 +11,8 @@ import warnings
 import pytest
 import torch
 
+import linops
+import linops.memo
 from linops import Blur, Diagonal, Matrix, Radon
 from linops.base import LinearOperator
 from linops.spectral import DenseSVD, GramEigh, RandomizedSVD, svd
@@ -422,3 +425,20 @@ def test_invalid_cap_is_refused_before_computing(tmp_path, monkeypatch):
     monkeypatch.setenv(svd_cache.MAX_BYTES_ENV, "2G")
     assert svd_cache.max_bytes_setting(None) == 2 * 1024**3
     assert svd_cache.max_bytes_setting(5) == 5
+
+
+def test_the_key_ignores_how_a_projector_is_applied_and_what_it_remembers():
+    """A projector's method (matrix-free or sparse) computes the same map: one cached SVD serves both; the
+    key is the same before and after use (derived data and the memo are not parameters)."""
+    auto = linops.Radon.tilt_series((1, 12, 12), 7, max_tilt_deg=60.0)
+    sparse = linops.Radon.tilt_series((1, 12, 12), 7, max_tilt_deg=60.0, method=linops.ProjectorMethod.SPARSE)
+    before = svd_cache.fingerprint(auto)
+    auto @ torch.rand(1, 12, 12)
+    linops.memo.store(auto, _AnyKey(), 1)
+    assert svd_cache.fingerprint(auto) == before == svd_cache.fingerprint(sparse)
+    assert svd_cache.fingerprint(linops.Radon.tilt_series((1, 12, 12), 7, max_tilt_deg=50.0)) != before
+
+
+@dataclasses.dataclass(frozen=True)
+class _AnyKey(linops.memo.MemoKey):
+    pass

@@ -27,6 +27,7 @@ remembered on the operator (linops.memo, key `TablesKey`).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numba
@@ -188,13 +189,23 @@ def _tables(op) -> Tables:
     return remember(op, TablesKey(), lambda: Tables(op.ray_table))
 
 
-def _threads(op, n_columns: int) -> None:
-    """torch's thread count for this call, but one thread per MIN_SAMPLES_PER_THREAD samples at most: a parallel
-    region costs a wake-up of every thread, and on a busy machine a descheduled thread stalls it (measured on
-    a 16 x 16 image with 10 views: 0.2 ms per forward and adjoint on one thread, 30 ms on two, load 12)."""
+@contextlib.contextmanager
+def _threads(op, n_columns: int):
+    """Run a kernel on torch's thread count for this call, but one thread per MIN_SAMPLES_PER_THREAD samples at
+    most: a parallel region costs a wake-up of every thread, and on a busy machine a descheduled thread stalls it
+    (measured on a 16 x 16 image with 10 views: 0.2 ms per forward and adjoint on one thread, 30 ms on two, load
+    12). numba's OpenMP threading layer shares the OpenMP runtime with torch, and its first parallel region resets
+    the runtime's thread count (torch.set_num_threads(1), then a kernel: torch.get_num_threads() == 2 after it);
+    torch's count is put back so that a caller's (or a Dask worker's) setting holds."""
+    torch_threads = torch.get_num_threads()
     samples = op.n_views * op.n_detector * max(op.image_shape) * n_columns
     useful = max(1, samples // MIN_SAMPLES_PER_THREAD)
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, useful)))
+    numba.set_num_threads(max(1, min(torch_threads, numba.config.NUMBA_NUM_THREADS, useful)))
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != torch_threads:
+            torch.set_num_threads(torch_threads)
 
 
 def forward(op, columns: torch.Tensor) -> torch.Tensor:
@@ -202,8 +213,8 @@ def forward(op, columns: torch.Tensor) -> torch.Tensor:
     tables = _tables(op)
     x = columns.detach().contiguous()
     y = torch.empty(tables.offset.size, x.shape[1], dtype=x.dtype)
-    _threads(op, x.shape[1])
-    forward_kernel(x.numpy(), y.numpy(), tables.steep, *tables.parameters(), *op.image_shape)
+    with _threads(op, x.shape[1]):
+        forward_kernel(x.numpy(), y.numpy(), tables.steep, *tables.parameters(), *op.image_shape)
     return y
 
 
@@ -213,6 +224,6 @@ def adjoint(op, columns: torch.Tensor) -> torch.Tensor:
     y = columns.detach().contiguous()
     H, W = op.image_shape
     x = torch.zeros(H * W, y.shape[1], dtype=y.dtype)
-    _threads(op, y.shape[1])
-    adjoint_kernel(y.numpy(), x.numpy(), tables.steep_rays, tables.flat_rays, *tables.parameters(), H, W, BLOCK)
+    with _threads(op, y.shape[1]):
+        adjoint_kernel(y.numpy(), x.numpy(), tables.steep_rays, tables.flat_rays, *tables.parameters(), H, W, BLOCK)
     return x

@@ -9,9 +9,10 @@ the CPU, contiguous, conjugation resolved); floats as `float.hex`. Nothing is no
 so A and 2 A, `Matrix(M)` and `Matrix(2 M)`, `Radon(pixel_size=2, detector_spacing=2)` and `Radon()`,
 or two diagonals differing in one bit have different keys. The algorithm value (every field) and a
 format tag are hashed too. The device is not (a CPU file serves a GPU operator). Derived data is
-skipped: an operator's ``_cache`` dict and its ``functools.cached_property`` values, so the key is
-the same before and after A is first applied. The key is built without applying A, so it is the
-same on every machine.
+skipped: an operator's memo (`linops.memo`) and its ``functools.cached_property`` values, so the
+key is the same before and after A is first applied; so are the attributes a class lists in
+`execution_attributes` (how the map is computed, e.g. a projector's method: not which map it is).
+The key is built without applying A, so it is the same on every machine.
 
 Fallback. A value that cannot be hashed exactly (a callable, a wrapped deepinv physics or pylops
 operator, any object defined outside linops that is not a dataclass, enum, tensor, array, number or
@@ -86,6 +87,7 @@ import numpy as np
 import torch
 
 from ..base import LinearOperator, precision_of
+from ..memo import MEMO_ATTRIBUTE
 from .computed import DenseSVD, GramEigh, RandomizedSVD, flat_svd
 from .decomposition import SVD
 from .symmetric import BlockBasis, SymmetricGramEigh, block_svd_from_tensors, block_svd_to_tensors
@@ -201,7 +203,7 @@ class _Digest:
             items = [(f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj)]
         else:
             derived = _derived_attributes(type(obj))
-            items = sorted((k, v) for k, v in vars(obj).items() if k != "_cache" and k not in derived)
+            items = sorted((k, v) for k, v in vars(obj).items() if k not in derived)
         for attr, value in items:
             h.update(f"{attr}=".encode())
             self.feed(h, value, f"{path}.{attr}" if path else f"{name}.{attr}")
@@ -225,8 +227,9 @@ def _is_record(value) -> bool:
 
 @functools.cache
 def _derived_attributes(cls: type) -> frozenset[str]:
-    """Names of cls's functools.cached_property attributes (derived data, not parameters)."""
-    names = set()
+    """Names of the attributes that are not parameters of the map: derived data (the memo, the
+    functools.cached_property values) and the class's `execution_attributes` (how it is computed)."""
+    names = {"_cache", MEMO_ATTRIBUTE, *getattr(cls, "execution_attributes", ())}
     for klass in inspect.getmro(cls):
         names.update(k for k, v in vars(klass).items() if isinstance(v, functools.cached_property))
     return frozenset(names)

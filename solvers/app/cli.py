@@ -266,7 +266,15 @@ def _reconstruct(args) -> int:
 
     from . import choices, spectral
     from .noise import estimate_noise
-    from .reconstruct import Normalisation, SlabGeometry, SliceSetup, run_slices, sample_rows, slice_operator
+    from .reconstruct import (
+        Normalisation,
+        SlabGeometry,
+        SliceSetup,
+        applies_per_slice,
+        run_slices,
+        sample_rows,
+        slice_operator,
+    )
     from .tomography import svd_cache_dir
 
     # -- every option and file checked before any work --------------------------------------------------
@@ -338,6 +346,7 @@ def _reconstruct(args) -> int:
     if svd_request is not None:
         spectral.prepare_svd(A, svd_request, log=log, progress=not args.quiet)
     solver = choices.build_solver(settings, A=A, prior=prior, sigma=sigma_n, log=log)
+    geometry = geometry.with_projector_method(A, rows, applies_per_slice(solver))
     setup = SliceSetup(angles_key, cols, geometry, solver, normalisation, seed=args.seed,
                        threads=args.threads if args.scheduler else threads, device=device, tile=args.tile,
                        stride=args.stride, svd=svd_request)

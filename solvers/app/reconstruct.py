@@ -18,6 +18,7 @@ on the number of threads, so bit-identity holds for a fixed number of threads pe
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ class SlabGeometry:
     thickness: int | None = None  # default: the detector count (square slices)
     detector_spacing: float = 1.0
     pixel_size: float = 1.0
+    method: linops.ProjectorMethod = linops.ProjectorMethod.AUTO  # fixed per run by `with_projector_method`
 
     def __post_init__(self):
         if self.thickness is not None and (isinstance(self.thickness, bool) or self.thickness < 1):
@@ -54,14 +56,39 @@ class SlabGeometry:
             n_detector=n_detector,
             detector_spacing=self.detector_spacing,
             pixel_size=self.pixel_size,
+            method=self.method,
             device=device,
         )
+
+    def with_projector_method(self, A: linops.Radon, slices: int, applies_per_slice: int) -> SlabGeometry:
+        """This geometry with the one projector method that every slice of the run uses.
+
+        A matrix-free and a sparse adjoint sum in different orders, so under AUTO (which builds the matrix
+        after enough applies) a slice's last bits would depend on the slices solved before it in the same
+        process: on the batch size and on the worker. Deciding once, in the main process, keeps slice r a
+        function of (seed, r) alone. The choice is AUTO's rent-or-buy rule applied to the whole run at once
+        (`A.method_for` with slices x applies_per_slice columns): SPARSE when that many applies pay for the
+        build and it fits in memory, else MATRIX_FREE."""
+        if self.method is not linops.ProjectorMethod.AUTO:
+            return self
+        return dataclasses.replace(self, method=A.method_for(columns=max(1, slices * applies_per_slice)))
 
 
 @functools.lru_cache(maxsize=4)
 def slice_operator(geometry: SlabGeometry, n_detector: int, angles_deg: tuple, device: str) -> linops.Radon:
     """The slice operator, one per process and geometry (its sparse matrices are built once)."""
     return geometry.operator(n_detector, angles_deg, device)
+
+
+#: A low estimate of an iterative solver's operator applies per slice (every default runs at least this many)
+ITERATIVE_APPLIES_PER_SLICE = 50
+
+
+def applies_per_slice(solver) -> int:
+    """Operator applies per slice for the choice of projector method: one for FBP, else a low estimate."""
+    from ..classical import FilteredBackprojection
+
+    return 1 if isinstance(solver, FilteredBackprojection) else ITERATIVE_APPLIES_PER_SLICE
 
 
 def tiled_if_wide(prior, width: int, height: int, tile: int, stride: int):
@@ -214,6 +241,7 @@ def reconstruct_tilt_series(
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     angles = tuple(float(a) for a in angles_deg)
     A = slice_operator(geometry, cols, angles, device)
+    geometry = geometry.with_projector_method(A, rows, applies_per_slice(solver))
     sinograms = lambda rs: np.ascontiguousarray(np.asarray(series[:, list(rs), :], dtype=np.float32)  # noqa: E731
                                                 .transpose(1, 0, 2))
     normalisation = Normalisation.from_fbp(sinograms(sample_rows(rows)), A)

@@ -132,6 +132,8 @@ class JosephProjector(LinearOperator):
     the image; `nnz` and `memory_bytes` are counted from the geometry without building anything.
     """
 
+    execution_attributes = ("method",)
+
     def __init__(
         self,
         in_shape,
