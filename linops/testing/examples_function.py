@@ -1,5 +1,6 @@
 """Market examples of `FunctionOperator`: maps given by two module-level functions (so that they pickle),
-one real and non-square, one complex and unitary, with independent numpy references."""
+one real and non-square, one complex and unitary, with independent numpy references. Tagged "callables": their
+parameters are functions, which the SVD cache's key cannot hash (it falls back to probe responses)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def _running_sums_reference(op, x):
     return x @ matrix.T
 
 
-@register("function-running-sums", reference=_running_sums_reference)
+@register("function-running-sums", reference=_running_sums_reference, tags=("callables",))
 def _(dtype, g):
     return FunctionOperator(running_sums, running_sums_adjoint, (2, 5), (2, 6), dtype=dtype)
 
@@ -45,7 +46,7 @@ def _unitary_dft_reference(op, x):
     return np.fft.fft(x, norm="ortho")
 
 
-@register("function-unitary-dft", reference=_unitary_dft_reference)
+@register("function-unitary-dft", reference=_unitary_dft_reference, tags=("callables",))
 def _(dtype, g):
     complex_dtype = torch.complex64 if dtype == torch.float32 else torch.complex128
     return FunctionOperator(unitary_dft, unitary_idft, (3, 7), dtype=complex_dtype)
