@@ -5,11 +5,10 @@ y = A @ x                                # x of shape (*batch, 1, 64, 64)
 x_adj = A.H @ y                          # exact adjoint; also the backward of A
 """
 
-from . import cpu, cuda, rules, testing  # cpu registers the numba kernels (numba is imported on first use)
+from . import cpu, cuda, rules, testing  # cpu and cuda register their kernels (numba, cupy imported on first use)
 from .algebra import Adjoint, Composition, Scaled, Sum, Transpose, add, compose, power, scale
 from .base import LinearOperator
 from .blocks import BlockDiag, HStack, Kron, VStack, block, block_diag, hstack, kron, vstack
-from .cuda.residual import normal_residual
 from .operators import (
     FFT2,
     Blur,
@@ -42,7 +41,9 @@ from .operators import (
     gaussian_kernel,
     gaussian_kernel_1d,
 )
+from .operators.function import FunctionOperator
 from .operators.tomography import FanBeamRadon, FanToParallel, FilterWindow, ProjectorMethod, Radon, fbp
+from .residual import normal_residual
 from .simplify import simplify
 from .spectral import (
     CG,
@@ -77,6 +78,7 @@ __all__ = [
     "Diagonal",
     "Downsample",
     "FourierSampling",
+    "FunctionOperator",
     "HStack",
     "Identity",
     "Kron",

@@ -113,7 +113,6 @@ class LinearOperator(abc.ABC):
         self.out_shape = as_shape(out_shape, "out_shape")
         self._dtype = dtype
         self._device = torch.device(device)
-        self._cache: dict = {}  # kept until the kernels (linops/cuda, linops/cpu) move to linops.memo
 
     # ----------------------------------------------------------------------------------------
     # the two hooks a concrete operator supplies
@@ -173,9 +172,7 @@ class LinearOperator(abc.ABC):
         A copy rebuilds them on first use, so copying works at any time, also after use (a sparse CSR
         matrix cannot be deep-copied), and a copy never shares derived data with its original (whose
         remembered adjoint points back to it)."""
-        state = {k: v for k, v in self.__dict__.items() if k not in derived_names(type(self))}
-        state["_cache"] = {}  # kept until the kernels move to linops.memo
-        return state
+        return {k: v for k, v in self.__dict__.items() if k not in derived_names(type(self))}
 
     # ----------------------------------------------------------------------------------------
     # application
@@ -381,11 +378,11 @@ ADJOINT, TRANSPOSE = AdjointNode(), TransposeNode()
 def derived_names(cls: type) -> frozenset[str]:
     """Attributes of an instance of cls (an operator, or any class) that hold derived data, not defining
     fields (copies, `.to()` and the SVD disk cache's key skip them): its
-    `functools.cached_property` values, the `linops.memo` store and the kernels' `_cache`."""
+    `functools.cached_property` values and the `linops.memo` store."""
     cached = (
         name for klass in cls.__mro__ for name, v in vars(klass).items() if isinstance(v, functools.cached_property)
     )
-    return frozenset((*cached, MEMO_ATTRIBUTE, "_cache"))
+    return frozenset((*cached, MEMO_ATTRIBUTE))
 
 
 # --------------------------------------------------------------------------------------------
@@ -493,7 +490,6 @@ def _convert(value, device, dtype, memo):
             memo[key] = new
             derived = derived_names(type(value))
             new.__dict__ = {k: _convert(v, device, dtype, memo) for k, v in value.__dict__.items() if k not in derived}
-            new._cache = {}  # kept until the kernels move to linops.memo
         return memo[key]
     if isinstance(value, torch.Tensor):
         return value.to(device=device if device is not None else value.device, dtype=_convert_dtype(value.dtype, dtype))

@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -29,6 +30,7 @@ import pytest
 import torch
 
 import linops
+from linops.backends import kernels
 from linops.cuda import blur as blur_kernels
 from linops.cuda import dispatch, runtime
 from linops.cuda import radon as radon_kernels
@@ -200,7 +202,7 @@ def test_normal_residual_is_differentiable_and_checks_shapes():
 
 
 def test_normal_residual_rules_are_a_table():
-    from linops.cuda.residual import normal_residual_rules
+    from linops.residual import normal_residual_rules
 
     mask_rules = list(normal_residual_rules.candidates(_residual_cases(torch.float32)["mask"]))
     assert [r.__name__ for r in mask_rules] == ["_mask_residual", "_diagonal_residual"]  # most specific first
@@ -257,6 +259,18 @@ _FAKE_CUPY = SimpleNamespace(
 )
 
 
+def _cuda_kernels_for_cpu_tensors(registered):
+    """kernels.registered in which CPU tensors see the CuPy kernels first, as if on a device with CuPy."""
+
+    def lookup_table(op_type, device_type):
+        if device_type != "cpu":
+            return registered(op_type, device_type)
+        on_host = [replace(k, available=lambda: None) for k in registered(op_type, "cuda")]
+        return on_host + registered(op_type, "cpu")
+
+    return lookup_table
+
+
 @pytest.fixture
 def host_kernels(host_library, monkeypatch):
     """A context in which the operators take their CuPy path with kernels run by the host library."""
@@ -264,7 +278,7 @@ def host_kernels(host_library, monkeypatch):
     @contextlib.contextmanager
     def context():
         with monkeypatch.context() as m:
-            m.setattr(dispatch, "use_cupy", lambda x: True)
+            m.setattr(kernels, "registered", _cuda_kernels_for_cpu_tensors(kernels.registered))
             m.setattr(
                 runtime,
                 "function",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import importlib
 
-from ..backends import Kernel, kernels
+from ..backends import Kernel, Layout, kernels
 from ..operators.tomography.projector import ApplyCost, JosephProjector
 
 
@@ -55,7 +55,9 @@ NUMBA_RADON_COST = ApplyCost(forward_ns=(1.16, 0.112), adjoint_ns=(1.55, 0.336))
 RADON = kernels.register(
     JosephProjector,
     "cpu",
-    Kernel("numba", _radon_forward, _radon_adjoint, available=_numba_problem, cost=NUMBA_RADON_COST),
+    Kernel(
+        "numba", _radon_forward, _radon_adjoint, available=_numba_problem, cost=NUMBA_RADON_COST, layout=Layout.COLUMNS
+    ),
 )
 
 __all__ = ["RADON", "status"]

@@ -21,16 +21,20 @@ table, so every weight equals the stored matrix's entry bit for bit.
 
 Data are columns: X (H W, B) and Y (n_rays, B), C-contiguous, B = every image of the batch (samples, channels
 and slices), all in one call. Threads: torch.get_num_threads() at the call (numba.set_num_threads), so one
-setting governs both. Compiled once per machine (cache=True, in __pycache__ beside this file).
+setting governs both. Compiled once per machine (cache=True, in __pycache__ beside this file). The tables are
+remembered on the operator (linops.memo, key `TablesKey`).
 """
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import numba
 import numpy as np
 import torch
+
+from ..memo import MemoKey, remember
 
 #: samples (steps of a ray, times columns) below which an extra thread does not pay for waking it (~1 ms)
 MIN_SAMPLES_PER_THREAD = 1 << 20
@@ -176,12 +180,13 @@ class Tables:
         return sum(a.nbytes for a in vars(self).values())
 
 
+@dataclass(frozen=True)
+class TablesKey(MemoKey):
+    """The numba kernels' `Tables` of a projector (numpy copies of its ray table)."""
+
+
 def _tables(op) -> Tables:
-    tables = op._cache.get("cpu.radon")
-    if tables is None:
-        tables = Tables(op.ray_table)
-        op._cache["cpu.radon"] = tables
-    return tables
+    return remember(op, TablesKey(), lambda: Tables(op.ray_table))
 
 
 @contextlib.contextmanager

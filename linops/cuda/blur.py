@@ -1,7 +1,9 @@
 """CuPy kernels for `Blur`, `SeparableBlur` and `CircularBlur` (kernels/blur.cu, cuFFT through cupy.fft).
 
 Every plane (the trailing H x W of a sample) is blurred on its own; the operators' conventions are in
-linops/operators/blur.py. A plan is chosen once per operator and cached on it:
+linops/operators/blur.py. The kernels are registered in the kernel table for the three types on "cuda" (forward,
+adjoint, and the normal residual with the subtraction fused into the forward pass). A plan is chosen once per
+operator by its type's builder (`PLAN_BUILDERS`) and remembered on it (linops.memo, key `BlurPlanKey`):
 
     DirectPlan     y = V(k) P x summed directly, kh kw taps per sample (kernel conv_forward / conv_adjoint);
                    Blur with kh kw <= DIRECT_MAX_TAPS, and CircularBlur whose periodic kernel fits a small box
@@ -25,7 +27,13 @@ from dataclasses import dataclass
 
 import torch
 
+from ..backends import kernels
+from ..memo import MemoKey, remember
+from ..operators.blur import Blur, CircularBlur, SeparableBlur, good_fft_size
+from ..operators.padding import Boundary, source_index
 from . import runtime
+from .dispatch import cupy_kernel
+from .residual import subtracting_forward
 
 DIRECT_MAX_TAPS = 121
 
@@ -56,8 +64,6 @@ def axis_tables(src: torch.Tensor, n: int) -> AxisTables:
 def padding_source(n: int, before: int, after: int, boundary, length: int | None = None, device="cpu"):
     """src of an axis of n samples padded by (before, after) with `boundary` (a `Boundary`), then extended with
     zeros (-1) to `length` positions."""
-    from ..operators.padding import Boundary, source_index
-
     if Boundary.coerce(boundary) is Boundary.ZERO:
         src = torch.arange(-before, n + after)
         src = torch.where((src >= 0) & (src < n), src, -1)
@@ -216,8 +222,6 @@ def _padded_direct_plan(kernel: torch.Tensor, H: int, W: int, boundary) -> Direc
 
 
 def _padded_fft_plan(op) -> FFTPlan:
-    from ..operators.blur import good_fft_size
-
     H, W = op.in_shape[-2:]
     kh, kw = op.kernel.shape[-2:]
     device = op.kernel.device
@@ -260,8 +264,6 @@ def blur_plan(op):
 
 def separable_plan(op) -> SeparablePlan:
     """The plan of a `SeparableBlur`: the row pass pads rows only, the column pass columns only."""
-    from ..operators.padding import Boundary
-
     H, W = op.in_shape[-2:]
     kh, kw = len(op.kernel_rows), len(op.kernel_cols)
     device = op.kernel_rows.device
@@ -312,18 +314,25 @@ def circular_plan(op):
     return CircularFFTPlan(transfer.contiguous(), transfer.conj().resolve_conj().contiguous(), op.in_shape)
 
 
-def _plan(op):
-    """The operator's plan, built on first use and cached on it."""
-    plan = op._cache.get("cuda.blur")
-    if plan is None:
-        from ..operators.blur import Blur, CircularBlur, SeparableBlur
+#: the plan builder of each operator type (looked up along the operator's MRO)
+PLAN_BUILDERS = {SeparableBlur: separable_plan, CircularBlur: circular_plan, Blur: blur_plan}
 
-        builders = ((SeparableBlur, separable_plan), (CircularBlur, circular_plan), (Blur, blur_plan))
-        build = next((b for cls, b in builders if isinstance(op, cls)), None)
-        if build is None:
-            raise TypeError(f"no CuPy blur plan for {op!r}")
-        plan = op._cache["cuda.blur"] = build(op)
-    return plan
+
+@dataclass(frozen=True)
+class BlurPlanKey(MemoKey):
+    """The CuPy plan of a blur operator (DirectPlan, SeparablePlan, FFTPlan or CircularFFTPlan)."""
+
+
+def _build(op):
+    build = next((PLAN_BUILDERS[cls] for cls in type(op).__mro__ if cls in PLAN_BUILDERS), None)
+    if build is None:
+        raise TypeError(f"no CuPy blur plan for {op!r}")
+    return build(op)
+
+
+def _plan(op):
+    """The operator's plan, built on first use and remembered on it."""
+    return remember(op, BlurPlanKey(), lambda: _build(op))
 
 
 def forward(op, x: torch.Tensor, subtract: torch.Tensor | None = None) -> torch.Tensor:
@@ -343,3 +352,9 @@ def adjoint(op, y: torch.Tensor) -> torch.Tensor:
 def plan_kind(op) -> str:
     """The name of the plan the CuPy path uses for `op` (built on first use and cached)."""
     return type(_plan(op)).__name__
+
+
+KERNELS = {
+    op_type: kernels.register(op_type, "cuda", cupy_kernel(forward, adjoint, subtracting_forward(forward, adjoint)))
+    for op_type in PLAN_BUILDERS
+}

@@ -3,23 +3,32 @@
     D^T (D x - y) = w (w x - y)       M^T (M x - y) = m (x - y)
 
 instead of three (apply, subtract, apply the adjoint). The weights are broadcast to the operator's in_shape once
-and cached on it.
+and remembered on it (linops.memo, key `BroadcastWeights`). Registered in the kernel table for Mask and Diagonal
+on "cuda" as the kernels' `normal_residual` (no forward or adjoint: torch's elementwise product is one pass).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
+from ..backends import kernels
+from ..memo import MemoKey, remember
+from ..operators.diagonal import Diagonal, Mask
 from . import runtime
+from .dispatch import cupy_kernel
+from .residual import real_inputs
+
+
+@dataclass(frozen=True)
+class BroadcastWeights(MemoKey):
+    """The operator's weights expanded to its in_shape, contiguous (the kernels index them per entry)."""
 
 
 def _weights(op) -> torch.Tensor:
-    weights = op._cache.get("cuda.weights")
-    if weights is None:
-        weights = op._cache["cuda.weights"] = op.weights.expand(op.in_shape).contiguous()
-    return weights
+    return remember(op, BroadcastWeights(), lambda: op.weights.expand(op.in_shape).contiguous())
 
 
 def residual(op, x: torch.Tensor, y: torch.Tensor, *, mask: bool) -> torch.Tensor:
@@ -34,3 +43,17 @@ def residual(op, x: torch.Tensor, y: torch.Tensor, *, mask: bool) -> torch.Tenso
             n = (part.stop - part.start) * per_sample
             runtime.launch(kernel, n, weights, per_sample, xs[part], ys[part], r[part])
     return r.reshape(x.shape)
+
+
+def _mask_residual(A, x, y):
+    """M^T (M x - y) = m (x - y) in one kernel."""
+    return residual(A, x, y, mask=True) if real_inputs(A, x, y) else None
+
+
+def _diagonal_residual(A, x, y):
+    """D^T (D x - y) = w (w x - y) in one kernel, for real weights."""
+    return residual(A, x, y, mask=False) if real_inputs(A, x, y) else None
+
+
+MASK = kernels.register(Mask, "cuda", cupy_kernel(normal_residual=_mask_residual))
+DIAGONAL = kernels.register(Diagonal, "cuda", cupy_kernel(normal_residual=_diagonal_residual))

@@ -1,6 +1,7 @@
 """Which implementation an operator runs: the torch reference or a CuPy kernel.
 
-An operator with a CuPy kernel asks `use_cupy(x)` in its `_apply` / `_adjoint`. The answer is CuPy when
+The CuPy kernels are registered in the kernel table (linops/backends.py) for device type "cuda"; an operator
+with a registered kernel asks the table in its `_apply` / `_adjoint`, and the kernel runs when
 
     the tensor is on a CUDA device,  its dtype is float32 or float64,  and CuPy imports,
 
@@ -11,6 +12,7 @@ unless a backend is forced for the current context (thread or task):
     with linops.cuda.backend(Backend.CUPY):     # the CuPy kernels, or an error saying why they cannot run
         y = A @ x
 
+Forcing is the table's (`kernels.force("cupy", ...)`), so it covers every registered CuPy kernel.
 `choose_backend(x)` says which backend would be chosen for x and why ("tensor on cpu", "forced torch",
 "cupy not importable: ...", "CUDA tensor and cupy 14.2.0 importable"). CuPy is imported lazily, only here and
 only for CUDA tensors; linops works without it.
@@ -19,13 +21,17 @@ only for CUDA tensors; linops works without it.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import enum
 import functools
 import importlib
 from dataclasses import dataclass
 
 import torch
+
+from ..backends import Kernel, kernels
+
+#: the backend name of the CuPy kernels in the kernel table
+CUPY = "cupy"
 
 #: dtypes the CuPy kernels are compiled for (a complex input reaches a real operator as real and imaginary parts)
 KERNEL_DTYPES = (torch.float32, torch.float64)
@@ -47,7 +53,8 @@ class BackendChoice:
     reason: str
 
 
-_forced: contextvars.ContextVar[Backend] = contextvars.ContextVar("linops_cuda_backend", default=Backend.AUTO)
+#: what each choice sets in the kernel table for the CuPy kernels
+_FORCE = {Backend.AUTO: None, Backend.TORCH: False, Backend.CUPY: True}
 
 
 @contextlib.contextmanager
@@ -58,16 +65,13 @@ def backend(choice: Backend | str):
     except ValueError:
         names = ", ".join(b.value for b in Backend)
         raise ValueError(f"unknown backend {choice!r}; choose one of {names}") from None
-    token = _forced.set(choice)
-    try:
+    with kernels.force(CUPY, _FORCE[choice]):
         yield choice
-    finally:
-        _forced.reset(token)
 
 
 def forced_backend() -> Backend:
     """The backend forced in the current context (AUTO when none is)."""
-    return _forced.get()
+    return {use: choice for choice, use in _FORCE.items()}[kernels.forced(CUPY)]
 
 
 @functools.cache
@@ -110,7 +114,7 @@ def choose_backend(x: torch.Tensor) -> BackendChoice:
 
     Raises RuntimeError when CuPy is forced but cannot run on x (the message names the reason).
     """
-    forced = _forced.get()
+    forced = forced_backend()
     if forced is Backend.TORCH:
         return BackendChoice(Backend.TORCH, "forced torch")
     problem = _cupy_problem(x)
@@ -124,12 +128,36 @@ def choose_backend(x: torch.Tensor) -> BackendChoice:
 
 
 def use_cupy(x: torch.Tensor) -> bool:
-    """True when the CuPy kernel should compute the operator on x (the hook operators call).
+    """True when a CuPy kernel would compute an operator on x (the operators ask the kernel table instead).
 
     Raises RuntimeError when CuPy is forced but cannot run on x."""
-    forced = _forced.get()
+    forced = forced_backend()
     if forced is Backend.TORCH:
         return False
     if forced is Backend.AUTO:
         return x.device.type == "cuda" and _cupy_problem(x) is None
     return choose_backend(x).backend is Backend.CUPY
+
+
+# ----------------------------------------------------------------------------------------------
+# the kernel table's view of the CuPy kernels
+
+
+def kernel_problem() -> str | None:
+    """None when the CuPy kernels can run in this process (CuPy imports and torch sees a CUDA device), else why
+    not. Asked only for CUDA tensors, so CuPy is never imported for CPU work."""
+    problem = _cupy_import()[1]
+    if problem is None and not torch.cuda.is_available():
+        problem = "no CUDA device (torch.cuda.is_available() is False)"
+    return problem
+
+
+def kernel_accepts(op, x: torch.Tensor) -> bool:
+    """The kernels are compiled for float32 and float64 data."""
+    return x.dtype in KERNEL_DTYPES
+
+
+def cupy_kernel(forward=None, adjoint=None, normal_residual=None) -> Kernel:
+    """A `Kernel` of the CuPy backend (layout BATCH: tensors of shape (N, *in_shape) and (N, *out_shape))."""
+    return Kernel(CUPY, forward, adjoint, available=kernel_problem, accepts=kernel_accepts,
+                  normal_residual=normal_residual)  # fmt: skip

@@ -16,7 +16,10 @@ transpose of the forward (bit-identical weights); only the float32/float64 summa
 the stored CSR matrix (weights rounded from float64), the kernel weights differ by a few ulps of the dtype.
 
 Memory beyond the images: the ray table, 16 + 4 itemsize bytes per ray (n_views n_detector rays), and a view
-table of 6 itemsize bytes per view, built once per operator and cached on it.
+table of 6 itemsize bytes per view, built once per operator and remembered on it (linops.memo, key `RayTablesKey`).
+
+Registered in the kernel table for JosephProjector (Radon, FanBeamRadon) on "cuda": forward, the GATHER adjoint,
+and the normal residual with the subtraction fused into the forward kernel.
 """
 
 from __future__ import annotations
@@ -26,7 +29,12 @@ from dataclasses import dataclass
 
 import torch
 
+from ..backends import kernels
+from ..memo import MemoKey, remember
+from ..operators.tomography.projector import JosephProjector
 from . import runtime
+from .dispatch import cupy_kernel
+from .residual import subtracting_forward
 
 #: images a thread serves (LINOPS_RADON_IMAGE_TILE in kernels/radon.cu)
 IMAGE_TILE = 4
@@ -124,12 +132,13 @@ def ray_tables(geometry, image_shape, dtype: torch.dtype, device="cpu") -> RayTa
     )
 
 
+@dataclass(frozen=True)
+class RayTablesKey(MemoKey):
+    """The kernels' `RayTables` of a projector, on its device in its dtype."""
+
+
 def _tables(op) -> RayTables:
-    tables = op._cache.get("cuda.radon")
-    if tables is None:
-        tables = ray_tables(op.geometry, op.image_shape, op.dtype, op.device)
-        op._cache["cuda.radon"] = tables
-    return tables
+    return remember(op, RayTablesKey(), lambda: ray_tables(op.geometry, op.image_shape, op.dtype, op.device))
 
 
 def _dims(op):
@@ -191,3 +200,6 @@ def table_bytes(op) -> int:
     """Device memory of the cached tables: rays (4 int32 + 4 values each) and views (6 values each)."""
     item = torch.finfo(op.dtype).bits // 8
     return op.n_views * op.n_detector * (16 + 4 * item) + op.n_views * 6 * item
+
+
+RADON = kernels.register(JosephProjector, "cuda", cupy_kernel(forward, adjoint, subtracting_forward(forward, adjoint)))

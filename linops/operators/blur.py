@@ -18,9 +18,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..backends import kernels
 from ..base import LinearOperator, as_shape, precision_of, require_finite
-from ..cuda import blur as blur_kernels
-from ..cuda import dispatch
 from ..rules import composition_rules, norm_rules, sum_rules, svd_rules
 from .bases import Hartley2, PairRotation, reflect_frequencies
 from .decomposition import SVD, identity_like
@@ -151,13 +150,13 @@ class CircularBlur(LinearOperator):
         return torch.fft.irfft2(spectrum) if H % 2 == 0 and W % 2 == 0 else torch.fft.irfft2(spectrum, s=(H, W))
 
     def _apply(self, x):
-        if dispatch.use_cupy(x):
-            return blur_kernels.forward(self, x)
+        if kernel := kernels.lookup(self, x):
+            return kernel.forward(self, x)
         return self._filter(x, self.transfer)
 
     def _adjoint(self, y):
-        if dispatch.use_cupy(y):
-            return blur_kernels.adjoint(self, y)
+        if kernel := kernels.lookup(self, y, operation="adjoint"):
+            return kernel.adjoint(self, y)
         return self._filter(y, self.transfer.conj())
 
     def __repr__(self):
@@ -359,8 +358,8 @@ class Blur(LinearOperator):
         return self.method_for(math.prod(self.in_shape[:-2]))
 
     def _apply(self, x):
-        if dispatch.use_cupy(x):
-            return blur_kernels.forward(self, x)
+        if kernel := kernels.lookup(self, x):
+            return kernel.forward(self, x)
         n = x.shape[0]
         H, W = self.in_shape[-2:]
         kh, kw = self.kernel.shape[-2:]
@@ -373,8 +372,8 @@ class Blur(LinearOperator):
         return self.layout.restore(y, n)
 
     def _adjoint(self, y):
-        if dispatch.use_cupy(y):
-            return blur_kernels.adjoint(self, y)
+        if kernel := kernels.lookup(self, y, operation="adjoint"):
+            return kernel.adjoint(self, y)
         n = y.shape[0]
         kh, kw = self.kernel.shape[-2:]
         Hp, Wp = self.pad.out_shape[-2:]
@@ -438,16 +437,16 @@ class SeparableBlur(LinearOperator):
         return torch.outer(self.kernel_rows, self.kernel_cols)
 
     def _apply(self, x):
-        if dispatch.use_cupy(x):
-            return blur_kernels.forward(self, x)
+        if kernel := kernels.lookup(self, x):
+            return kernel.forward(self, x)
         n = x.shape[0]
         xp = self.pad._apply(x).reshape(-1, 1, *self.pad.out_shape[-2:])
         y = _depthwise(_depthwise(xp, self.weight_rows), self.weight_cols)
         return y.reshape(n, *self.in_shape)
 
     def _adjoint(self, y):
-        if dispatch.use_cupy(y):
-            return blur_kernels.adjoint(self, y)
+        if kernel := kernels.lookup(self, y, operation="adjoint"):
+            return kernel.adjoint(self, y)
         n = y.shape[0]
         kh, kw = len(self.kernel_rows), len(self.kernel_cols)
         yp = y.reshape(-1, 1, *self.in_shape[-2:])

@@ -174,7 +174,7 @@ def _threshold(alg: _Krylov, reference: torch.Tensor) -> torch.Tensor:
 
 def _cg(A, b, x, alg: CG, damping: float, x0_given: bool, on_step=None):
     op = lambda v: A.apply(v) + damping * v if damping else A.apply(v)
-    r = b - op(x)
+    r = b - op(x) if x0_given else b  # x0 = 0: no apply
     p = r.clone()
     rr = _dot(r, r).real
     stop = _threshold(alg, _norm(b))

@@ -47,6 +47,7 @@ EXAMPLE_MODULES = [
     "linops.testing.examples_tomography",
     "linops.testing.examples_finite_difference",
     "linops.testing.examples_tie",
+    "linops.testing.examples_function",
 ]
 
 

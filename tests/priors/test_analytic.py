@@ -588,3 +588,19 @@ def test_posterior_with_singular_covariance(op):
             torch.testing.assert_close(post.covariance_matrix(), cov, rtol=1e-8, atol=1e-9)
             ev = MultivariateNormal(A.to_dense() @ mu.reshape(-1), s).log_prob(y.reshape(2, -1))
             torch.testing.assert_close(post.log_evidence, ev, rtol=1e-9, atol=1e-8)
+
+
+def test_cg_posterior_runs_linops_cg_and_says_when_it_stops_short(monkeypatch):
+    """The matrix-free posterior solves S u = y - A mu with linops.solve (one CG in the project) on S as a
+    FunctionOperator, and raises with the reached residual when max_iter is too small."""
+    import priors.analytic.gaussian as gaussian
+
+    prior, *_ = make_gaussian("dense")
+    A, y = OPS["blur"], torch.rand(SHAPE, generator=gen(50), dtype=F64)
+    seen = []
+    monkeypatch.setattr(gaussian, "solve", lambda S, b, alg: seen.append((S, alg)) or linops.solve(S, b, alg))
+    prior.posterior(A, y, 0.1, method=ConjugateGradient(rtol=1e-9, max_iter=300))
+    (S, alg), *_ = seen
+    assert isinstance(S, linops.FunctionOperator) and S.H is S and alg == linops.CG(tol=1e-9, max_iter=300)
+    with pytest.raises(RuntimeError, match=r"did not reach rtol=1e-12 in 2 iterations \(relative residual"):
+        prior.posterior(A, y, 0.1, method=ConjugateGradient(rtol=1e-12, max_iter=2))

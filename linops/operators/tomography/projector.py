@@ -25,9 +25,10 @@ The costs are linear in nnz (exactly counted from the ray table without building
 in the number of columns, with constants fitted on the project's machine (`SPARSE_COST`, `BUILD_NS_PER_ENTRY`,
 the kernel's own `cost`).
 
-Backends: CPU kernels are looked up in the kernel table (linops/backends.py) for (JosephProjector, "cpu"); a
-kernel takes (op, X) with X of shape (H W, B) and returns A X of shape (n_views n_detector, B), or (op, Y) and
-returns A^T Y, in the columns' dtype, reading `op.ray_table`. CUDA tensors use the CuPy kernels (linops/cuda).
+Backends: kernels are looked up in the kernel table (linops/backends.py). Layout.COLUMNS kernels (numba,
+linops/cpu, for "cpu") take (op, X) with X of shape (H W, B) and return A X of shape (n_views n_detector, B), or
+(op, Y) and return A^T Y, in the columns' dtype, reading `op.ray_table`; they are the matrix-free method. A
+Layout.BATCH kernel (CuPy, linops/cuda, for "cuda") computes the whole `_apply` / `_adjoint` instead.
 """
 
 from __future__ import annotations
@@ -40,10 +41,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ...backends import kernels
+from ...backends import Layout, kernels
 from ...base import LinearOperator, as_shape
-from ...cuda import dispatch
-from ...cuda import radon as radon_kernels
 from ...memory import available_bytes, format_bytes
 from .joseph import MAX_ENTRIES, RayTable, backproject, joseph_matrices, memory_bytes, project, ray_table
 
@@ -276,7 +275,8 @@ class JosephProjector(LinearOperator):
             return ProjectorMethod.SPARSE
         nnz = self.nnz
         usage = self._usage
-        this = self._extra_seconds(kernels.lookup(self, torch.empty(0, dtype=self.dtype)), columns, adjoint)
+        kernel = kernels.lookup(self, torch.empty(0, dtype=self.dtype), Layout.COLUMNS)
+        this = self._extra_seconds(kernel, columns, adjoint)
         if nnz > MAX_ENTRIES or usage.regret_seconds + this < BUILD_NS_PER_ENTRY * 1e-9 * nnz:
             return ProjectorMethod.MATRIX_FREE
         available = available_memory()
@@ -295,7 +295,7 @@ class JosephProjector(LinearOperator):
         if self.method_for(n_columns, adjoint) is ProjectorMethod.SPARSE:
             matrix, matrix_t = self._sparse
             return torch.sparse.mm(matrix_t if adjoint else matrix, columns)
-        kernel = kernels.lookup(self, columns)
+        kernel = kernels.lookup(self, columns, Layout.COLUMNS)
         if self.method is ProjectorMethod.AUTO:
             self._usage.regret_seconds += self._extra_seconds(kernel, n_columns, adjoint)
         if kernel is not None:
@@ -308,8 +308,8 @@ class JosephProjector(LinearOperator):
         return self.in_shape[1] if self.is_volume else 1
 
     def _apply(self, x):
-        if dispatch.use_cupy(x):
-            return radon_kernels.forward(self, x)
+        if kernel := kernels.lookup(self, x, Layout.BATCH):
+            return kernel.forward(self, x)
         n, channels, depth = x.shape[0], self.in_shape[0], self._slices()
         H, W = self.image_shape
         # every (sample, channel, slice) becomes a column: (H W, B), row-major (faster in MKL than column-major)
@@ -319,8 +319,8 @@ class JosephProjector(LinearOperator):
         return rays.permute(2, 3, 0, 4, 1).reshape(n, *self.out_shape)
 
     def _adjoint(self, y):
-        if dispatch.use_cupy(y):
-            return radon_kernels.adjoint(self, y)
+        if kernel := kernels.lookup(self, y, Layout.BATCH, "adjoint"):
+            return kernel.adjoint(self, y)
         n, channels, depth = y.shape[0], self.in_shape[0], self._slices()
         y = y.reshape(n, channels, self.n_views, depth, self.n_detector)
         columns = y.permute(2, 4, 0, 1, 3).reshape(self.n_views * self.n_detector, -1)
