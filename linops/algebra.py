@@ -340,12 +340,6 @@ def _adjoint_of_scaled(op):
     return scale(op.c.conjugate(), op.op.H)
 
 
-@adjoint_rules.register(Zero)
-def _adjoint_of_zero(op):
-    """0^H = 0 with the shapes swapped."""
-    return Zero(op.out_shape, op.in_shape, dtype=op.dtype, device=op.device)
-
-
 def _split_scalar(op):
     return (op.c, op.op) if isinstance(op, Scaled) else (1.0, op)
 
@@ -355,9 +349,3 @@ def _collect_terms(a, b):
     """c A + d A = (c + d) A (the same operator object on both sides)."""
     (c, core_a), (d, core_b) = _split_scalar(a), _split_scalar(b)
     return scale(c + d, core_a) if core_a is core_b else None
-
-
-@sum_rules.register(Identity, Identity)
-def _identity_sum(a, b):
-    """I + I = 2 I."""
-    return scale(2, a)

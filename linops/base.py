@@ -26,12 +26,13 @@ import math
 import numbers
 import operator
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch.autograd import forward_ad
 
 from .interop import arrays
-from .memo import MEMO_ATTRIBUTE
+from .memo import MEMO_ATTRIBUTE, MemoKey, recall, store
 
 Shape = tuple[int, ...]
 
@@ -90,7 +91,9 @@ class LinearOperator(abc.ABC):
 
     Subclasses call ``super().__init__(in_shape, out_shape, dtype=..., device=...)`` and
     implement ``_apply`` and ``_adjoint``. Operators are values: applying one never mutates it.
-    Derived results (adjoint object, spectral norm, SVD) are cached on the instance.
+    Derived results are remembered on the instance: what a class derives from its own fields as
+    `functools.cached_property` values, what is computed about it elsewhere (adjoint node, spectral
+    norm, SVD, pseudo-inverse) in `linops.memo` under typed keys; copies drop both.
     """
 
     #: True when A^H = A. Instances may shadow this with a property.
@@ -110,7 +113,6 @@ class LinearOperator(abc.ABC):
         self.out_shape = as_shape(out_shape, "out_shape")
         self._dtype = dtype
         self._device = torch.device(device)
-        self._cache: dict = {}
 
     # ----------------------------------------------------------------------------------------
     # the two hooks a concrete operator supplies
@@ -146,6 +148,18 @@ class LinearOperator(abc.ABC):
         """Child operators of an expression node (empty for a leaf)."""
         return ()
 
+    def rebuild(self, operands: tuple[LinearOperator, ...]) -> LinearOperator:
+        """The same node over new child operators (`linops.simplify` rewrites children bottom-up with it).
+
+        `operands` has the length and shapes of `self.operands`. A leaf has no children and returns
+        itself; a node class (one that overrides `operands`) overrides this too."""
+        if not self.operands and not operands:
+            return self
+        raise NotImplementedError(
+            f"{type(self).__name__} has operands {tuple(type(o).__name__ for o in self.operands)} but does not "
+            "define rebuild(operands); a node class overrides both."
+        )
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(in_shape={self.in_shape}, out_shape={self.out_shape})"
 
@@ -153,16 +167,12 @@ class LinearOperator(abc.ABC):
     # copies and pickles
     def __getstate__(self) -> dict:
         """The state that `copy.copy`, `copy.deepcopy` and `pickle` carry: the operator's defining
-        fields without its derived data (the `_cache` of adjoint, norm, SVD, sparse matrices, FFT
-        transfer functions, and any `functools.cached_property` value). A copy rebuilds them on first
-        use, so copying works at any time, also after use (a sparse CSR matrix cannot be deep-copied),
-        and a copy never shares a cache with its original (whose cached adjoint points back to it)."""
-        state = self.__dict__.copy()
-        for name in _cached_property_names(type(self)):
-            state.pop(name, None)
-        state["_cache"] = {}
-        state.pop(MEMO_ATTRIBUTE, None)
-        return state
+        fields without its derived data (its `functools.cached_property` values such as sparse
+        matrices and FFT transfer functions, and what `linops.memo` remembers: adjoint node, norm, SVD).
+        A copy rebuilds them on first use, so copying works at any time, also after use (a sparse CSR
+        matrix cannot be deep-copied), and a copy never shares derived data with its original (whose
+        remembered adjoint points back to it)."""
+        return {k: v for k, v in self.__dict__.items() if k not in derived_names(type(self))}
 
     # ----------------------------------------------------------------------------------------
     # application
@@ -270,7 +280,7 @@ class LinearOperator(abc.ABC):
     @property
     def H(self) -> LinearOperator:
         """The adjoint operator A^H (conjugate transpose); ``A.H.H is A``."""
-        adj = self._cache.get("H")
+        adj = recall(self, ADJOINT)
         if adj is None:
             if self.is_self_adjoint:
                 adj = self
@@ -282,8 +292,8 @@ class LinearOperator(abc.ABC):
                     from .algebra import Adjoint
 
                     adj = Adjoint(self)
-                adj._cache["H"] = self
-            self._cache["H"] = adj
+                store(adj, ADJOINT, self)
+            store(self, ADJOINT, adj)
         return adj
 
     @property
@@ -291,13 +301,13 @@ class LinearOperator(abc.ABC):
         """The transpose A^T = conj(A^H conj(.)); equal to A.H for a real operator."""
         if not self._dtype.is_complex:
             return self.H
-        t = self._cache.get("T")
+        t = recall(self, TRANSPOSE)
         if t is None:
             from .algebra import Transpose
 
             t = Transpose(self)
-            t._cache["T"] = self
-            self._cache["T"] = t
+            store(t, TRANSPOSE, self)
+            store(self, TRANSPOSE, t)
         return t
 
     def simplify(self) -> LinearOperator:
@@ -351,12 +361,28 @@ class LinearOperator(abc.ABC):
         return pinv(self, method)
 
 
+@dataclass(frozen=True)
+class AdjointNode(MemoKey):
+    """Memo key of the adjoint node built by `A.H` (remembered on A, and A on A^H, so A.H.H is A)."""
+
+
+@dataclass(frozen=True)
+class TransposeNode(MemoKey):
+    """Memo key of the transpose node built by `A.T` of a complex A (and A on A^T)."""
+
+
+ADJOINT, TRANSPOSE = AdjointNode(), TransposeNode()
+
+
 @functools.cache
-def _cached_property_names(cls: type) -> tuple[str, ...]:
-    """Names of the `functools.cached_property` attributes of cls and its bases."""
-    return tuple(
+def derived_names(cls: type) -> frozenset[str]:
+    """Attributes of an instance of cls (an operator, or any class) that hold derived data, not defining
+    fields (copies, `.to()` and the SVD disk cache's key skip them): its
+    `functools.cached_property` values and the `linops.memo` store."""
+    cached = (
         name for klass in cls.__mro__ for name, v in vars(klass).items() if isinstance(v, functools.cached_property)
     )
+    return frozenset((*cached, MEMO_ATTRIBUTE))
 
 
 # --------------------------------------------------------------------------------------------
@@ -462,12 +488,8 @@ def _convert(value, device, dtype, memo):
         if key not in memo:
             new = copy.copy(value)
             memo[key] = new
-            new.__dict__ = {
-                k: _convert(v, device, dtype, memo)
-                for k, v in value.__dict__.items()
-                if k not in ("_cache", MEMO_ATTRIBUTE)
-            }
-            new._cache = {}
+            derived = derived_names(type(value))
+            new.__dict__ = {k: _convert(v, device, dtype, memo) for k, v in value.__dict__.items() if k not in derived}
         return memo[key]
     if isinstance(value, torch.Tensor):
         return value.to(device=device if device is not None else value.device, dtype=_convert_dtype(value.dtype, dtype))

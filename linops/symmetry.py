@@ -5,14 +5,14 @@ A `Symmetry` is an involution g given by two index permutations, one of the flat
 
     (P x)[i] = x[perm[i]],     with   A P_in = P_out A     and   perm[perm] = id (P^2 = I, P^T = P).
 
-An operator declares the symmetries it has through `symmetries(A)`, a single-dispatch function whose
-default is "none" (an empty tuple); operator modules register their own (tomography/symmetry.py does
-it for `Radon` and `FanBeamRadon` from the geometry). Declared symmetries must commute pairwise. They
-generate an abelian group G = (Z/2)^r (r independent generators; `SymmetryGroup`), whose 2^r
-characters chi (chi(g) = +-1 on each generator) split both spaces into isotypic components, the joint
-+-1 eigenspaces of the P's. A maps the chi-component of its input into the chi-component of its output,
-so in symmetry-adapted bases A is block diagonal with one block per character
-(`linops.spectral.SymmetricGramEigh` uses that).
+An operator declares the symmetries it has through `symmetries(A)`, which looks up
+`linops.rules.symmetry_rules` (default "none", an empty tuple); operator modules register their own
+(tomography/symmetry.py does it for the Joseph projectors from the geometry). Declared symmetries must
+commute pairwise. They generate an abelian group G = (Z/2)^r (r independent generators;
+`SymmetryGroup`), whose 2^r characters chi (chi(g) = +-1 on each generator) split both spaces into
+isotypic components, the joint +-1 eigenspaces of the P's. A maps the chi-component of its input into
+the chi-component of its output, so in symmetry-adapted bases A is block diagonal with one block per
+character (`linops.spectral.SymmetricGramEigh` uses that).
 
 Commuting involutions are enough for the geometries here (the flips and the half-turn of a centred
 grid); signs (P x)[i] = sign[i] x[perm[i]] and non-abelian groups are not supported.
@@ -32,11 +32,12 @@ index[:, 0] are the representatives and |G| weight[:, 0] = sqrt|O_k|.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property, singledispatch
+from functools import cached_property
 
 import torch
 
 from .base import LinearOperator
+from .rules import symmetry_rules
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,10 +76,11 @@ class Symmetry:
         return y[:, self.out_perm]
 
 
-@singledispatch
 def symmetries(op: LinearOperator) -> tuple[Symmetry, ...]:
-    """The involutions A is declared to commute with (A P_in = P_out A); none unless its type registers some."""
-    return ()
+    """The involutions A is declared to commute with (A P_in = P_out A); none unless its type registers some
+    (`linops.rules.symmetry_rules`)."""
+    found = symmetry_rules.rewrite(op)
+    return () if found is None else tuple(found)
 
 
 def commutation_error(A: LinearOperator, symmetry: Symmetry, probes: torch.Tensor) -> float:

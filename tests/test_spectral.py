@@ -24,6 +24,7 @@ from linops import (
     SeparableBlur,
     TransportOfIntensity,
     kron,
+    memo,
 )
 from linops.spectral import (
     CG,
@@ -42,6 +43,7 @@ from linops.spectral import (
     svd,
 )
 from linops.spectral import cache as svd_cache
+from linops.spectral.spectral_norm import NormOf
 from linops.testing import Opaque, dottest, entries
 
 F64, C128 = torch.float64, torch.complex128
@@ -331,7 +333,7 @@ def test_svd_is_cached_per_instance():
     assert svd(A, DenseSVD()) is not svd(A)
     B = mask_blur(8)
     assert B.svd(algorithm=RandomizedSVD(rank=4)) is svd(B, RandomizedSVD(rank=4))
-    assert norm(A) == A.norm() and ("norm", None) in A._cache
+    assert norm(A) == A.norm() and memo.holds(A, NormOf(None))
 
 
 def test_converted_operator_has_fresh_cache():
@@ -566,7 +568,7 @@ def test_pinv_iterative_lsqr():
 
 def test_svd_value_checks_shapes():
     with pytest.raises(ValueError, match="spectral"):
-        SVD(Identity(3), torch.ones(4), Identity(3), True, True, True)
+        SVD(Identity(3), torch.ones(4), Identity(3), complete=True, range_complete=True, structured=True)
 
 
 def test_radon_like_operator_gets_a_computed_svd():

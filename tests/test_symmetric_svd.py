@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import linops
+from linops.rules import symmetry_rules
 from linops.spectral import DenseSVD, GramEigh, SymmetricGramEigh
 from linops.spectral import cache as svd_cache
 from linops.spectral.symmetric import block_svd_from_tensors, block_svd_to_tensors
@@ -187,7 +188,7 @@ class _ClaimsAFlip(linops.Matrix):
     """A matrix that declares a left-right flip it does not have."""
 
 
-@symmetries.register
+@symmetry_rules.register(_ClaimsAFlip)
 def _(op: _ClaimsAFlip):
     flip = torch.arange(op.shape[1]).flip(0)
     return (Symmetry("false flip", flip, torch.arange(op.shape[0])),)

@@ -29,8 +29,8 @@ import deepinv as dinv
 import torch
 
 from ..base import LinearOperator, precision_of
+from ..rules import svd_rules
 from ..spectral import SVD, structured_svd
-from ..spectral.svd_dispatch import svd_rules
 
 
 def _apply(op: LinearOperator, x: torch.Tensor) -> torch.Tensor:
@@ -251,4 +251,6 @@ def _decomposable_physics_svd(op: DeepinvOperator, child) -> SVD | None:
         if not (_has_orthonormal_columns(U, generator, rtol) and _has_orthonormal_columns(V, generator, rtol)):
             return None
     k = math.prod(shape)
-    return SVD(U, s, V, k == math.prod(op.in_shape), k == math.prod(op.out_shape), True)
+    return SVD(
+        U, s, V, complete=k == math.prod(op.in_shape), range_complete=k == math.prod(op.out_shape), structured=True
+    )

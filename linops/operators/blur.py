@@ -12,15 +12,19 @@ A kernel of shape (C, kh, kw) blurs channel c (axis -3 of the image) with k[c].
 from __future__ import annotations
 
 import enum
+import functools
 import math
 
 import torch
 import torch.nn.functional as F
 
 from ..backends import kernels
-from ..base import LinearOperator, as_shape, require_finite
-from ..rules import composition_rules, sum_rules
-from .padding import Boundary, Pad
+from ..base import LinearOperator, as_shape, precision_of, require_finite
+from ..rules import composition_rules, norm_rules, sum_rules, svd_rules
+from .bases import Hartley2, PairRotation, reflect_frequencies
+from .decomposition import SVD, identity_like
+from .matrix import Matrix
+from .padding import Boundary, Pad, source_index
 
 
 def gaussian_kernel_1d(sigma: float, size: int | None = None, *, dtype=torch.float32) -> torch.Tensor:
@@ -171,8 +175,61 @@ def _circular_sum(a, b):
     return CircularBlur.from_transfer_function(a.transfer + b.transfer, a.in_shape)
 
 
+@svd_rules.register(CircularBlur)
+def _circular_blur_svd(op, child):
+    """k ⊛ x = H R diag(|k^|) H x with H the orthonormal Hartley transform and R the pair rotation by the
+    phase of k^: a real circulant with transfer function k^ = |k^| e^{i phi} satisfies H C H = R diag(|k^|)
+    (`PairRotation`). So U = H R and V = H are real orthogonal and a real image has real spectral
+    coordinates (what DDRM's per-coordinate noise needs); s = |k^| on the full H x W frequency grid, as in
+    the complex Fourier SVD, which this equals up to the choice of basis within each pair (w, -w)."""
+    H, W = op.in_shape[-2:]
+    real = precision_of(op.dtype)
+    k_hat = torch.fft.fft2(torch.fft.irfft2(op.transfer, s=(H, W)))
+    # exact Hermitian symmetry k^(-w) = conj(k^(w)), so that R is exactly orthogonal
+    k_hat = (k_hat + reflect_frequencies(k_hat).conj()) / 2
+    mag = k_hat.abs()
+    nonzero = mag > 0
+    safe = torch.where(nonzero, mag, 1)
+    cos = torch.where(nonzero, k_hat.real / safe, 1).to(real)
+    sin = torch.where(nonzero, k_hat.imag / safe, 0).to(real)
+    hartley = Hartley2(op.in_shape, dtype=real, device=op.device)
+    U = hartley @ PairRotation(cos, sin, op.in_shape)
+    s = mag.to(real).expand(op.in_shape).clone()
+    return SVD(U, s, hartley, complete=True, range_complete=True, structured=True)
+
+
+@norm_rules.register(CircularBlur)
+def _circular_blur_norm(op):
+    """||k ⊛|| = max |k^| over the frequency grid."""
+    return float(op.transfer.abs().max())
+
+
 # ----------------------------------------------------------------------------------------------
 # padded convolution
+
+
+def blur_matrices(taps: torch.Tensor, n: int, boundary: Boundary) -> torch.Tensor:
+    """Padded 1-D blurs of a length-n signal as matrices, shape (S, n, n), for taps (S, K):
+
+        (M_s x)[i] = sum_{a=0..K-1} taps_s[a] x_ext[i + a - b],     b = K - 1 - K // 2,
+
+    with x_ext the extension of x by the boundary rule (zero: terms outside 0..n-1 dropped): a correlation
+    after padding b samples before and K // 2 after, the boundary folded into the matrix. The padded
+    convolution with a kernel k (`SeparableBlur` along one axis) is the correlation with taps flip(k); for
+    a symmetric kernel of odd length 2r + 1 (b = r) the two are the same."""
+    S, K = taps.shape
+    before, after = K - 1 - K // 2, K // 2
+    i = torch.arange(n)[:, None] + torch.arange(K)[None, :]  # padded position of tap a at output i
+    if boundary is Boundary.ZERO:
+        src = i - before
+        valid = (src >= 0) & (src < n)
+        src = src.clamp(0, n - 1)
+    else:
+        src = source_index(n, before, after, boundary)[i]
+        valid = torch.ones_like(src, dtype=torch.bool)
+    values = torch.where(valid.to(taps.device), taps[:, None, :], 0).expand(S, n, K)
+    index = src.to(taps.device).expand(S, n, K)
+    return taps.new_zeros(S, n, n).scatter_add_(2, index, values)
 
 
 class ConvolutionMethod(enum.Enum):
@@ -274,13 +331,11 @@ class Blur(LinearOperator):
         self.fft_shape = (good_fft_size(Hp), good_fft_size(Wp))
         self.method_for(1)  # refuses a fixed FFT in half precision now rather than at the first call
 
-    @property
+    @functools.cached_property
     def transfer(self) -> torch.Tensor:
         """rfft2 of the kernel on the FFT grid, computed on first use in the operator's precision (so
-        that both paths agree to that precision after `.to()`) and cached."""
-        if "transfer" not in self._cache:
-            self._cache["transfer"] = torch.fft.rfft2(self.kernel, s=self.fft_shape)
-        return self._cache["transfer"]
+        that both paths agree to that precision after `.to()`, which drops it) and cached."""
+        return torch.fft.rfft2(self.kernel, s=self.fft_shape)
 
     def method_for(self, planes: int) -> ConvolutionMethod:
         """The method a call on `planes` H x W planes uses: the fixed one, else the cheaper; always
@@ -404,6 +459,27 @@ class SeparableBlur(LinearOperator):
             f"SeparableBlur({len(self.kernel_rows)}x{len(self.kernel_cols)}, in_shape={self.in_shape}, "
             f"{self.boundary.value})"
         )
+
+
+@svd_rules.register(SeparableBlur)
+def _separable_blur_svd(op, child):
+    """(B_r ⊗ B_c) = (U_r ⊗ U_c) diag(s_r ⊗ s_c) (V_r ⊗ V_c)^H from the SVDs of the two 1-D padded
+    convolution matrices (`blur_matrices`, built and factored in float64), acting on every leading plane."""
+    from ..blocks import Kron  # the generic node sits above the operators
+
+    factors = []
+    for kernel, n in ((op.kernel_rows, op.in_shape[-2]), (op.kernel_cols, op.in_shape[-1])):
+        matrix = blur_matrices(kernel.flip(0).double()[None], n, op.boundary)[0]
+        Ud, sd, Vhd = torch.linalg.svd(matrix)
+        factors.append((Matrix(Ud.to(op.dtype), (n,), (n,)), sd.to(op.dtype), Matrix(Vhd.mH.to(op.dtype), (n,), (n,))))
+    (Ur, sr, Vr), (Uc, sc, Vc) = factors
+    U, V = Kron(Ur, Uc), Kron(Vr, Vc)
+    lead = op.in_shape[:-2]
+    if lead:
+        eye = identity_like(lead, op)
+        U, V = Kron(eye, U), Kron(eye, V)
+    s = torch.outer(sr, sc).expand(op.in_shape).clone()
+    return SVD(U, s, V, complete=True, range_complete=True, structured=True)
 
 
 def gaussian_blur(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from ..base import LinearOperator, as_shape, require_finite
-from ..rules import adjoint_rules, composition_rules, sum_rules
+from ..rules import adjoint_rules, composition_rules, norm_rules, sum_rules, svd_rules
+from .decomposition import SVD, identity_like
 from .identity import Identity
 
 
@@ -101,3 +102,34 @@ def _diagonal_sum(a, b):
 def _identity_plus_diagonal(i, d):
     """I + diag(w) = diag(1 + w)."""
     return Diagonal(1 + d.weights, d.in_shape)
+
+
+# ----------------------------------------------------------------------------------------------
+# spectral facts (linops.rules tables)
+
+
+@svd_rules.register(Diagonal)
+def _diagonal_svd(op, child):
+    """diag(w) = diag(w / |w|) diag(|w|) I^H (phase 1 where w = 0); a real w puts its signs in U."""
+    w = op.weights.expand(op.in_shape)
+    s = w.abs()
+    if w.is_complex():
+        phase = torch.where(s > 0, w / torch.where(s > 0, s, 1), 1)
+    else:
+        phase = torch.where(w < 0, -1.0, 1.0).to(w.dtype)
+    eye = identity_like(op.in_shape, op)
+    U = eye if bool((phase == 1).all()) else Diagonal(phase)
+    return SVD(U, s.clone(), eye, complete=True, range_complete=True, structured=True)
+
+
+@svd_rules.register(Mask)
+def _mask_svd(op, child):
+    """mask(m) = I diag(m) I^H."""
+    eye = identity_like(op.in_shape, op)
+    return SVD(eye, op.weights.expand(op.in_shape).clone(), eye, complete=True, range_complete=True, structured=True)
+
+
+@norm_rules.register(Diagonal)
+def _diagonal_norm(op):
+    """||diag(w)|| = max |w| (a mask: 1, or 0 when empty)."""
+    return float(op.weights.abs().max())

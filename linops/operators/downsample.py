@@ -5,7 +5,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..base import LinearOperator, as_shape
+from ..base import LinearOperator, as_shape, precision_of
+from ..rules import basis_rules, coisometry_rules, norm_rules, svd_rules
+from .decomposition import SVD, coisometry_svd, identity_like, unit_values
+from .diagonal import Mask
 
 
 def _downsampled_shape(in_shape, factor: int, name: str):
@@ -72,3 +75,52 @@ class Decimate(LinearOperator):
 
     def __repr__(self):
         return f"Decimate({self.in_shape} -> {self.out_shape}, factor={self.factor}, offset={self.offset})"
+
+
+# ----------------------------------------------------------------------------------------------
+# spectral facts (linops.rules tables)
+
+
+@svd_rules.register(Downsample)
+def _downsample_svd(op, child):
+    """Block averaging A with A A^H = I / f^2: A = I diag(1/f) (f A^H)^H, V = f A^H has orthonormal columns."""
+    f = op.factor
+    s = unit_values(op.out_shape, op) / f
+    return SVD(identity_like(op.out_shape, op), s, f * op.H, complete=False, range_complete=True, structured=True)
+
+
+@norm_rules.register(Downsample)
+def _downsample_norm(op):
+    """Block averaging by f: A A^H = I / f^2, ||A|| = 1/f."""
+    return 1.0 / op.factor
+
+
+@basis_rules.register(Downsample)
+def _downsample_basis(op):
+    return ("downsample", op.in_shape, op.factor)
+
+
+@coisometry_rules.register(Decimate)
+def _decimate_is_coisometry(op) -> bool:
+    """D D^H = I: the adjoint inserts zeros that D drops again."""
+    return True
+
+
+@svd_rules.register(Decimate)
+def _decimate_svd(op, child):
+    """Decimation D with D D^H = I: D = I diag(1) (D^H)^H; the complement I - D^H D is the mask of
+    the samples it drops."""
+    keep = torch.zeros(op.in_shape, dtype=torch.bool, device=op.device)
+    keep[..., op.offset :: op.factor, op.offset :: op.factor] = True
+    return coisometry_svd(op, complement=Mask(~keep, dtype=precision_of(op.dtype)))
+
+
+@norm_rules.register(Decimate)
+def _decimate_norm(op):
+    """D D^H = I: ||D|| = 1."""
+    return 1.0
+
+
+@basis_rules.register(Decimate)
+def _decimate_basis(op):
+    return ("decimate", op.in_shape, op.factor, op.offset)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from ..base import LinearOperator, as_shape
+from ..base import LinearOperator, as_shape, precision_of
+from ..rules import basis_rules, coisometry_rules, isometry_rules, norm_rules, svd_rules
+from .decomposition import SVD, identity_like
 
 
 def _complex_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -62,3 +64,39 @@ class FourierSampling(LinearOperator):
 
     def __repr__(self):
         return f"FourierSampling(in_shape={self.in_shape}, sampled={int(self.mask.sum())})"
+
+
+# ----------------------------------------------------------------------------------------------
+# spectral facts (linops.rules tables)
+
+
+@isometry_rules.register(FFT2)
+@coisometry_rules.register(FFT2)
+def _fft2_is_unitary(op) -> bool:
+    """The orthonormal DFT: F^H F = F F^H = I (its SVD: U = F, s = 1, V = I)."""
+    return True
+
+
+@basis_rules.register(FFT2)
+def _fft2_basis(op):
+    return ("fft2", op.in_shape)
+
+
+@norm_rules.register(FFT2)
+def _fft2_norm(op):
+    """The orthonormal DFT is unitary: ||F|| = 1."""
+    return 1.0
+
+
+@svd_rules.register(FourierSampling)
+def _fourier_sampling_svd(op, child):
+    """M F = I diag(m) (F^H)^H."""
+    F = FFT2(op.in_shape, dtype=op.dtype, device=op.device)
+    s = op.mask.expand(op.in_shape).to(precision_of(op.dtype)).clone()
+    return SVD(identity_like(op.in_shape, op), s, F.H, complete=True, range_complete=True, structured=True)
+
+
+@norm_rules.register(FourierSampling)
+def _fourier_sampling_norm(op):
+    """||M F|| = ||M|| = max m."""
+    return float(op.mask.max())

@@ -7,7 +7,7 @@ import math
 import torch
 
 from ..base import LinearOperator, as_shape
-from ..rules import adjoint_rules, composition_rules, sum_rules
+from ..rules import adjoint_rules, composition_rules, norm_rules, sum_rules
 
 
 class Matrix(LinearOperator):
@@ -55,3 +55,15 @@ def _matrix_product(a, b):
 def _matrix_sum(a, b):
     """M + N is one dense matrix."""
     return Matrix(a.matrix + b.matrix, a.in_shape, a.out_shape)
+
+
+# ----------------------------------------------------------------------------------------------
+# spectral facts (linops.rules tables)
+
+
+@norm_rules.register(Matrix)
+def _matrix_norm(op):
+    """The largest singular value of a small dense matrix (torch.linalg.matrix_norm, ord=2)."""
+    if math.prod(op.shape) > 2**22:
+        return None
+    return float(torch.linalg.matrix_norm(op.matrix, ord=2))

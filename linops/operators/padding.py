@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..base import LinearOperator, as_shape
-from ..rules import adjoint_rules, composition_rules
+from ..rules import adjoint_rules, coisometry_rules, composition_rules, isometry_rules
 from .identity import Identity
 
 
@@ -187,3 +187,19 @@ def _crop_after_pad(c, p):
     if c.widths != p.widths or c.in_shape != p.out_shape:
         return None
     return Identity(p.in_shape, dtype=p.dtype, device=p.device)
+
+
+# ----------------------------------------------------------------------------------------------
+# spectral facts (linops.rules tables)
+
+
+@isometry_rules.register(Pad)
+def _zero_pad_is_isometry(op) -> bool:
+    """Zero padding: P^H P = crop(pad(x)) = x; other boundaries fold samples back (P^H P != I)."""
+    return op.boundary is Boundary.ZERO
+
+
+@coisometry_rules.register(Crop)
+def _crop_is_coisometry(op) -> bool:
+    """C C^H = crop(zero-pad(y)) = y."""
+    return True

@@ -7,7 +7,7 @@ import math
 import torch
 
 from ..base import LinearOperator, as_shape
-from ..rules import adjoint_rules, composition_rules
+from ..rules import adjoint_rules, coisometry_rules, composition_rules, isometry_rules
 from .identity import Identity
 
 
@@ -42,3 +42,14 @@ def _reshape_product(a, b):
     if b.in_shape == a.out_shape:
         return Identity(a.out_shape, dtype=a.dtype, device=a.device)
     return Reshape(b.in_shape, a.out_shape, dtype=a.dtype, device=a.device)
+
+
+# ----------------------------------------------------------------------------------------------
+# spectral facts (linops.rules tables)
+
+
+@isometry_rules.register(Reshape)
+@coisometry_rules.register(Reshape)
+def _reshape_is_unitary(op) -> bool:
+    """A reshape permutes nothing and drops nothing: R^H R = R R^H = I."""
+    return True

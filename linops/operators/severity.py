@@ -31,8 +31,9 @@ from dataclasses import dataclass
 import torch
 
 from ..base import LinearOperator, as_shape
+from .blur import blur_matrices
 from .diagonal import Diagonal
-from .padding import Boundary, source_index
+from .padding import Boundary
 
 # ----------------------------------------------------------------------------------------------
 # severity -> parameter maps
@@ -145,28 +146,6 @@ def default_radius(std_max: float) -> int:
     1e-14 for every std <= std_max (its tails are heavier than the sampled Gaussian's for std < 2:
     std = 1 needs 13 taps, not 8)."""
     return math.ceil(8 * std_max) + 8
-
-
-def blur_matrices(kernels: torch.Tensor, n: int, boundary: Boundary) -> torch.Tensor:
-    """The 1-D blur of a length-n signal as matrices, shape (S, n, n), for kernels (S, 2r + 1):
-
-        (M_s x)[i] = sum_{a=-r..r} g_s[a] x_ext[i + a],
-
-    with x_ext the extension of x by the boundary rule (zero: terms outside 0..n-1 dropped). For a
-    symmetric g this is the convolution V(g) P of a padded blur, with its boundary folded in."""
-    S, K = kernels.shape
-    r = K // 2
-    i = torch.arange(n)[:, None] + torch.arange(K)[None, :]  # padded position of tap a at output i
-    if boundary is Boundary.ZERO:
-        src = i - r
-        valid = (src >= 0) & (src < n)
-        src = src.clamp(0, n - 1)
-    else:
-        src = source_index(n, r, r, boundary)[i]
-        valid = torch.ones_like(src, dtype=torch.bool)
-    values = torch.where(valid, kernels[:, None, :], 0).expand(S, n, K)
-    index = src.to(kernels.device).expand(S, n, K)
-    return kernels.new_zeros(S, n, n).scatter_add_(2, index, values)
 
 
 class GaussianBlurs(LinearOperator):

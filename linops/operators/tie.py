@@ -6,7 +6,10 @@ import math
 
 import torch
 
-from ..base import LinearOperator, as_shape
+from ..base import LinearOperator, as_shape, precision_of
+from ..rules import norm_rules, svd_rules
+from .bases import Hartley2
+from .decomposition import SVD
 
 
 def _frequencies_squared(H: int, W: int, pixel_size: float, *, half: bool) -> torch.Tensor:
@@ -78,3 +81,23 @@ class TransportOfIntensity(LinearOperator):
             f"TransportOfIntensity(in_shape={self.in_shape}, wavelength={self.wavelength:g}, "
             f"pixel_size={self.pixel_size:g}, intensity={self.intensity:g})"
         )
+
+
+# ----------------------------------------------------------------------------------------------
+# spectral facts (linops.rules tables)
+
+
+@svd_rules.register(TransportOfIntensity)
+def _tie_svd(op, child):
+    """The TIE multiplier m(f) = (I0 / k) |2 pi f|^2 is real, even and non-negative, so the operator is
+    H diag(m) H with H the orthonormal Hartley transform (no pair rotation): U = V = H, s = m."""
+    real = precision_of(op.dtype)
+    hartley = Hartley2(op.in_shape, dtype=real, device=op.device)
+    s = op.multiplier().to(real).expand(op.in_shape).clone()
+    return SVD(hartley, s, hartley, complete=True, range_complete=True, structured=True)
+
+
+@norm_rules.register(TransportOfIntensity)
+def _tie_norm(op):
+    """||TIE|| = max m(f) = (I0 / k) |2 pi f|^2 at the corner frequency of the grid."""
+    return float(op.transfer.max())

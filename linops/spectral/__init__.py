@@ -11,10 +11,10 @@ algorithms as typed values:
 `A.svd()`, `A.norm()` and `A.pinv()` call these. Results are cached per operator instance.
 """
 
+from ..operators.decomposition import SVD
 from . import cache
 from .bases import ComplementProjector, Hartley2, PairRotation, is_coisometry, is_isometry, is_unitary
 from .computed import DENSE_LIMIT, DenseSVD, GramEigh, RandomizedSVD
-from .decomposition import SVD
 from .krylov import CG, CGLS, LSQR, SolveResult, solve
 from .pseudoinverse import IterativePinv, SVDPinv, pinv
 from .spectral_norm import Lanczos, PowerIteration, lanczos, norm, norm_rules, power_iteration

@@ -74,7 +74,6 @@ import dataclasses
 import enum
 import functools
 import hashlib
-import inspect
 import math
 import os
 import re
@@ -86,10 +85,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..base import LinearOperator, precision_of
-from ..memo import MEMO_ATTRIBUTE
+from ..base import LinearOperator, derived_names, precision_of
+from ..operators.decomposition import SVD
 from .computed import DenseSVD, GramEigh, RandomizedSVD, flat_svd
-from .decomposition import SVD
 from .symmetric import BlockBasis, SymmetricGramEigh, block_svd_from_tensors, block_svd_to_tensors
 
 #: stored in every file and hashed into every key; bump when either changes meaning
@@ -227,12 +225,9 @@ def _is_record(value) -> bool:
 
 @functools.cache
 def _derived_attributes(cls: type) -> frozenset[str]:
-    """Names of the attributes that are not parameters of the map: derived data (the memo, the
-    functools.cached_property values) and the class's `execution_attributes` (how it is computed)."""
-    names = {"_cache", MEMO_ATTRIBUTE, *getattr(cls, "execution_attributes", ())}
-    for klass in inspect.getmro(cls):
-        names.update(k for k, v in vars(klass).items() if isinstance(v, functools.cached_property))
-    return frozenset(names)
+    """Names of the attributes that are not parameters of the map: derived data (`base.derived_names`: the
+    memo, the functools.cached_property values) and the class's `execution_attributes` (how it is computed)."""
+    return derived_names(cls) | frozenset(getattr(cls, "execution_attributes", ()))
 
 
 def _walk(A: LinearOperator) -> tuple[bytes, list[str]]:

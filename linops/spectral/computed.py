@@ -18,7 +18,7 @@ import torch
 
 from ..base import LinearOperator, precision_of
 from ..operators import Matrix
-from .decomposition import SVD
+from ..operators.decomposition import SVD
 
 #: `svd(A)` with no algorithm falls back to a dense SVD up to this many matrix entries (m n)
 DENSE_LIMIT = 2**24

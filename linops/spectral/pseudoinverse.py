@@ -18,6 +18,7 @@ import torch
 
 from ..algebra import compose
 from ..base import LinearOperator
+from ..memo import MemoKey, recall, store
 from ..operators import Diagonal
 from .computed import DenseSVD, RandomizedSVD
 from .krylov import CGLS, LSQR, solve
@@ -58,6 +59,13 @@ class IterativePinv(LinearOperator):
         return f"pinv({self.op!r}, {self.algorithm!r})"
 
 
+@dataclass(frozen=True)
+class PinvOf(MemoKey):
+    """Memo key of `pinv(A, method)`."""
+
+    method: SVDPinv | CGLS | LSQR
+
+
 def pinv(A: LinearOperator, method: SVDPinv | CGLS | LSQR | None = None) -> LinearOperator:
     """The pseudo-inverse A^+ as an operator (out_shape -> in_shape); default `SVDPinv()`.
 
@@ -66,8 +74,8 @@ def pinv(A: LinearOperator, method: SVDPinv | CGLS | LSQR | None = None) -> Line
     method = SVDPinv() if method is None else method
     if not isinstance(method, (SVDPinv, CGLS, LSQR)):
         raise TypeError(f"pinv: method must be SVDPinv(...), CGLS(...) or LSQR(...), got {method!r}")
-    key = ("pinv", method)
-    out = A._cache.get(key)
+    key = PinvOf(method)
+    out = recall(A, key)
     if out is not None:
         return out
     if isinstance(method, SVDPinv):
@@ -82,5 +90,4 @@ def pinv(A: LinearOperator, method: SVDPinv | CGLS | LSQR | None = None) -> Line
         out = compose(dec.V, Diagonal(inv), dec.U.H)
     else:
         out = IterativePinv(A, method)
-    A._cache[key] = out
-    return out
+    return store(A, key, out)

@@ -13,24 +13,13 @@ import torch
 from ..algebra import Adjoint, Scaled, Transpose
 from ..base import LinearOperator, precision_of
 from ..blocks import Kron
-from ..operators import (
-    FFT2,
-    CircularBlur,
-    Decimate,
-    Diagonal,
-    Downsample,
-    FourierSampling,
-    Identity,
-    Matrix,
-    TransportOfIntensity,
-    Zero,
-)
-from ..rules import RuleTable
+from ..memo import MemoKey, recall, store
+from ..rules import norm_rules
 from .bases import is_coisometry, is_isometry
 from .svd_dispatch import structured_svd
 
-#: norm rules: fn(op) -> float | None, exact values of ||op||_2 from the structure
-norm_rules = RuleTable("norm", 1)
+#: norm rules (`linops.rules.norm_rules`): fn(op) -> float | None, exact values of ||op||_2 from the
+#: structure; each operator module registers its own types' rules, the generic nodes' rules are here
 
 
 @dataclass(frozen=True)
@@ -74,18 +63,25 @@ class Lanczos:
             raise ValueError(f"Lanczos needs tol > 0 and max_iter >= 1, got {self}")
 
 
+@dataclass(frozen=True)
+class NormOf(MemoKey):
+    """Memo key of `norm(A, algorithm)` (algorithm None: the default choice)."""
+
+    algorithm: PowerIteration | Lanczos | None
+
+
 def norm(A: LinearOperator, algorithm: PowerIteration | Lanczos | None = None) -> float:
     """||A||_2, the largest singular value of A.
 
-    algorithm None: an exact structural rule if one applies (Diagonal: max |w|, circular blur:
-    max |k^|, Downsample: 1/f, isometries: 1, c A: |c| ||A||, A ⊗ B: ||A|| ||B||, ...), else the
+    algorithm None: an exact structural rule if one applies (`linops.rules.norm_rules`: a diagonal's
+    max |w|, a circular blur's max |k^|, isometries: 1, c A: |c| ||A||, A ⊗ B: ||A|| ||B||, ...), else the
     largest value of a structured SVD, else `Lanczos()`. An explicit `PowerIteration(...)` or
     `Lanczos(...)` always iterates. Cached on the instance per algorithm value.
     """
     if algorithm is not None and not isinstance(algorithm, (PowerIteration, Lanczos)):
         raise TypeError(f"norm: algorithm must be PowerIteration(...), Lanczos(...) or None, got {algorithm!r}")
-    key = ("norm", algorithm)
-    out = A._cache.get(key)
+    key = NormOf(algorithm)
+    out = recall(A, key)
     if out is not None:
         return out
     if algorithm is None:
@@ -100,9 +96,7 @@ def norm(A: LinearOperator, algorithm: PowerIteration | Lanczos | None = None) -
         out = lanczos(A, algorithm)
     else:
         out = power_iteration(A, algorithm)
-    out = float(out)
-    A._cache[key] = out
-    return out
+    return store(A, key, float(out))
 
 
 def _start(A: LinearOperator, seed: int) -> torch.Tensor:
@@ -203,68 +197,6 @@ def power_iteration(A: LinearOperator, algorithm: PowerIteration) -> float:
 def _isometry_norm(op):
     """||W|| = 1 for W^H W = I or W W^H = I."""
     return 1.0 if is_isometry(op) or is_coisometry(op) else None
-
-
-@norm_rules.register(Identity)
-def _identity_norm(op):
-    """||I|| = 1."""
-    return 1.0
-
-
-@norm_rules.register(Zero)
-def _zero_norm(op):
-    """||0|| = 0."""
-    return 0.0
-
-
-@norm_rules.register(Diagonal)
-def _diagonal_norm(op):
-    """||diag(w)|| = max |w| (a mask: 1, or 0 when empty)."""
-    return float(op.weights.abs().max())
-
-
-@norm_rules.register(CircularBlur)
-def _circular_blur_norm(op):
-    """||k ⊛|| = max |k^| over the frequency grid."""
-    return float(op.transfer.abs().max())
-
-
-@norm_rules.register(TransportOfIntensity)
-def _tie_norm(op):
-    """||TIE|| = max m(f) = (I0 / k) |2 pi f|^2 at the corner frequency of the grid."""
-    return float(op.transfer.max())
-
-
-@norm_rules.register(Downsample)
-def _downsample_norm(op):
-    """Block averaging by f: A A^H = I / f^2, ||A|| = 1/f."""
-    return 1.0 / op.factor
-
-
-@norm_rules.register(Decimate)
-def _decimate_norm(op):
-    """D D^H = I: ||D|| = 1."""
-    return 1.0
-
-
-@norm_rules.register(FFT2)
-def _fft2_norm(op):
-    """The orthonormal DFT is unitary: ||F|| = 1."""
-    return 1.0
-
-
-@norm_rules.register(FourierSampling)
-def _fourier_sampling_norm(op):
-    """||M F|| = ||M|| = max m."""
-    return float(op.mask.max())
-
-
-@norm_rules.register(Matrix)
-def _matrix_norm(op):
-    """The largest singular value of a small dense matrix (torch.linalg.matrix_norm, ord=2)."""
-    if math.prod(op.shape) > 2**22:
-        return None
-    return float(torch.linalg.matrix_norm(op.matrix, ord=2))
 
 
 @norm_rules.register(Scaled)

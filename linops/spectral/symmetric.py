@@ -39,9 +39,10 @@ import torch
 
 from ..algebra import Adjoint, Scaled
 from ..base import LinearOperator, as_shape, precision_of
+from ..operators.decomposition import SVD
+from ..rules import symmetry_rules
 from ..symmetry import Symmetry, SymmetryGroup, commutation_error, symmetries
 from .computed import GramEigh, gram_eigh_svd
-from .decomposition import SVD
 
 
 @dataclass(frozen=True)
@@ -305,8 +306,14 @@ def assemble(A: LinearOperator, group: SymmetryGroup, blocks) -> SVD:
         factors[side] = BlockBasis(characters, [q[i] for q in bases], mats, order, shape)
     m, n = A.shape
     k = s.numel()
-    return SVD(factors["out"], s[order].to(device=device, dtype=real), factors["in"],
-               complete=k == n, range_complete=k == m, structured=False)
+    return SVD(
+        factors["out"],
+        s[order].to(device=device, dtype=real),
+        factors["in"],
+        complete=k == n,
+        range_complete=k == m,
+        structured=False,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -350,13 +357,13 @@ def block_svd_from_tensors(A: LinearOperator, data: dict) -> SVD:
 # symmetries of expression nodes
 
 
-@symmetries.register
+@symmetry_rules.register(Adjoint)
 def _adjoint_symmetries(op: Adjoint) -> tuple[Symmetry, ...]:
     """A P_in = P_out A with P^T = P gives A^H P_out = P_in A^H: the roles of the permutations swap."""
     return tuple(Symmetry(g.name, g.out_perm, g.in_perm) for g in symmetries(op.op))
 
 
-@symmetries.register
+@symmetry_rules.register(Scaled)
 def _scaled_symmetries(op: Scaled) -> tuple[Symmetry, ...]:
     """c A commutes with whatever A commutes with."""
     return symmetries(op.op)

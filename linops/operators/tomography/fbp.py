@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import enum
 import math
+from dataclasses import dataclass
 
 import torch
 
 from ...interop import arrays
+from ...memo import MemoKey, remember
 from .fan import FanBeamRadon
 from .parallel import Radon
 from .rebin import FanToParallel
@@ -111,6 +113,14 @@ def angle_weights(angles_rad) -> torch.Tensor:
     return weights
 
 
+@dataclass(frozen=True)
+class Rebinning(MemoKey):
+    """Memo key of the `FanToParallel` rebinning that `fbp` builds once per FanBeamRadon."""
+
+
+REBINNING = Rebinning()
+
+
 def fbp(radon: Radon | FanBeamRadon, sinogram, window: FilterWindow = FilterWindow.RAM_LAK):
     """Filtered backprojection fbp(y) = (d / p^2) A^T [dtheta_i q_i] (module docstring) of `sinogram`.
 
@@ -130,9 +140,7 @@ def fbp(radon: Radon | FanBeamRadon, sinogram, window: FilterWindow = FilterWind
 def _fan_fbp(fan: FanBeamRadon, sinogram: torch.Tensor, window: FilterWindow) -> torch.Tensor:
     """Rebin to parallel beam (`FanToParallel`, built once per operator), then parallel FBP."""
     _check_sinogram(fan, sinogram)
-    if "rebin" not in fan._cache:
-        fan._cache["rebin"] = FanToParallel(fan)
-    rebin = fan._cache["rebin"]
+    rebin = remember(fan, REBINNING, lambda: FanToParallel(fan))
     return _fbp(rebin.parallel, rebin.apply(sinogram), window)
 
 

@@ -34,6 +34,7 @@ Layout.BATCH kernel (CuPy, linops/cuda, for "cuda") computes the whole `_apply` 
 from __future__ import annotations
 
 import enum
+import functools
 import math
 import threading
 from dataclasses import dataclass
@@ -157,43 +158,46 @@ class JosephProjector(LinearOperator):
         self.method = method
 
     # ----------------------------------------------------------------------------------------
-    # derived data, cached in self._cache (dropped by copies and `.to()`)
-    @property
+    # derived data: cached properties, dropped by copies and `.to()`
+    @functools.cached_property
     def ray_table(self) -> RayTable:
         """Joseph's parameters and exact step ranges of every ray (joseph.RayTable; 57 bytes a ray), cached."""
-        table = self._cache.get("rays")
-        if table is None:
-            g = self.geometry
-            table = ray_table(g.rays(self.image_shape), self.image_shape, g.pixel_size)
-            self._cache["rays"] = table
-        return table
+        g = self.geometry
+        return ray_table(g.rays(self.image_shape), self.image_shape, g.pixel_size)
 
-    def _csr(self) -> tuple[torch.Tensor, torch.Tensor]:
+    @functools.cached_property
+    def _sparse(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(A, A^T) as CSR, built on first use of the sparse path and cached (rebuilt after `.to()`); raises
-        MemoryError, before allocating anything, when the build would not fit in the available memory."""
-        if "csr" not in self._cache:
-            with _BUILD_LOCK:
-                if "csr" not in self._cache:
-                    self._check_fits()
-                    matrix, matrix_t = joseph_matrices(self.ray_table, self.image_shape, self.dtype)
-                    csr = (matrix.to_torch(self.dtype, self.device), matrix_t.to_torch(self.dtype, self.device))
-                    self._cache["csr"] = csr
-        return self._cache["csr"]
+        MemoryError, before allocating anything, when the build would not fit in the available memory. One
+        build at a time in the process (`_BUILD_LOCK`); a thread that waited for another's build of the same
+        operator takes its result."""
+        with _BUILD_LOCK:
+            built = self.__dict__.get("_sparse")
+            if built is not None:
+                return built
+            self._check_fits()
+            matrix, matrix_t = joseph_matrices(self.ray_table, self.image_shape, self.dtype)
+            return matrix.to_torch(self.dtype, self.device), matrix_t.to_torch(self.dtype, self.device)
 
     @property
     def matrix(self) -> torch.Tensor:
         """A as a torch sparse CSR tensor (n_views n_detector, H W); builds it if needed (see `memory_bytes`)."""
-        return self._csr()[0]
+        return self._sparse[0]
 
     @property
     def matrix_t(self) -> torch.Tensor:
         """A^T as a torch sparse CSR tensor (H W, n_views n_detector); builds it if needed."""
-        return self._csr()[1]
+        return self._sparse[1]
 
     @property
     def has_matrix(self) -> bool:
         """True once A and A^T are stored (by the SPARSE or AUTO method, or by asking for `matrix`)."""
-        return "csr" in self._cache
+        return "_sparse" in self.__dict__
+
+    @functools.cached_property
+    def _usage(self) -> _Usage:
+        """What the matrix-free applies of AUTO have cost so far (the rent of rent-or-buy, `method_for`)."""
+        return _Usage()
 
     # ----------------------------------------------------------------------------------------
     @property
@@ -221,12 +225,10 @@ class JosephProjector(LinearOperator):
     def angles_deg(self) -> torch.Tensor:
         return torch.rad2deg(self.angles_rad)
 
-    @property
+    @functools.cached_property
     def nnz(self) -> int:
         """Entries of A (A^T stores as many), counted exactly from the ray table without building A."""
-        if "nnz" not in self._cache:
-            self._cache["nnz"] = int(self.ray_table.entry_counts().sum())
-        return self._cache["nnz"]
+        return int(self.ray_table.entry_counts().sum())
 
     @property
     def memory_bytes(self) -> int:
@@ -272,7 +274,7 @@ class JosephProjector(LinearOperator):
         if self.has_matrix or self.device.type != "cpu":
             return ProjectorMethod.SPARSE
         nnz = self.nnz
-        usage = self._cache.get("usage") or _Usage()
+        usage = self._usage
         kernel = kernels.lookup(self, torch.empty(0, dtype=self.dtype), Layout.COLUMNS)
         this = self._extra_seconds(kernel, columns, adjoint)
         if nnz > MAX_ENTRIES or usage.regret_seconds + this < BUILD_NS_PER_ENTRY * 1e-9 * nnz:
@@ -291,12 +293,11 @@ class JosephProjector(LinearOperator):
         """A X (or A^T Y) on columns (H W, B) (or (n_rays, B)) by the method `method_for` picks."""
         n_columns = columns.shape[1]
         if self.method_for(n_columns, adjoint) is ProjectorMethod.SPARSE:
-            matrix, matrix_t = self._csr()
+            matrix, matrix_t = self._sparse
             return torch.sparse.mm(matrix_t if adjoint else matrix, columns)
         kernel = kernels.lookup(self, columns, Layout.COLUMNS)
         if self.method is ProjectorMethod.AUTO:
-            usage = self._cache.setdefault("usage", _Usage())
-            usage.regret_seconds += self._extra_seconds(kernel, n_columns, adjoint)
+            self._usage.regret_seconds += self._extra_seconds(kernel, n_columns, adjoint)
         if kernel is not None:
             return kernel.adjoint(self, columns) if adjoint else kernel.forward(self, columns)
         table = self.ray_table

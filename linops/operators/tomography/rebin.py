@@ -11,6 +11,7 @@ theta = phi + gamma, s = D_sd tan gamma, and reversed, at theta' = phi + pi - ga
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -60,19 +61,18 @@ class FanToParallel(LinearOperator):
         )
         super().__init__(fan.out_shape, self.parallel.out_shape, dtype=fan.dtype, device=fan.device)
         self.fan = fan
-        self._matrices()  # fail now (a fan that does not cover the full turn), not on first use
+        _ = self._matrices  # fail now (a fan that does not cover the full turn), not on first use
 
+    @functools.cached_property
     def _matrices(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(R, R^T) as CSR in the operator's precision: built from float64 weights on first use and
         cached (rebuilt after `.to()`)."""
-        if "csr" not in self._cache:
-            rows, cols, values = _rebinning_entries(self.fan, self.parallel)
-            shape = (self.parallel.n_views * self.parallel.n_detector, self.fan.n_views * self.fan.n_detector)
-            self._cache["csr"] = (
-                _csr(rows, cols, values, shape).to_torch(self.dtype, self.device),
-                _csr(cols, rows, values, shape[::-1]).to_torch(self.dtype, self.device),
-            )
-        return self._cache["csr"]
+        rows, cols, values = _rebinning_entries(self.fan, self.parallel)
+        shape = (self.parallel.n_views * self.parallel.n_detector, self.fan.n_views * self.fan.n_detector)
+        return (
+            _csr(rows, cols, values, shape).to_torch(self.dtype, self.device),
+            _csr(cols, rows, values, shape[::-1]).to_torch(self.dtype, self.device),
+        )
 
     def _map(self, matrix: torch.Tensor, y: torch.Tensor, shape_out: tuple[int, int]) -> torch.Tensor:
         """matrix applied to the (views, bins) of y (*, C, V, [D,] N): those axes become the rows of one
@@ -83,10 +83,10 @@ class FanToParallel(LinearOperator):
         return out.reshape(*shape_out, *moved.shape[2:]).movedim((0, 1), (view_axis, -1))
 
     def _apply(self, y):
-        return self._map(self._matrices()[0], y, (self.parallel.n_views, self.parallel.n_detector))
+        return self._map(self._matrices[0], y, (self.parallel.n_views, self.parallel.n_detector))
 
     def _adjoint(self, z):
-        return self._map(self._matrices()[1], z, (self.fan.n_views, self.fan.n_detector))
+        return self._map(self._matrices[1], z, (self.fan.n_views, self.fan.n_detector))
 
     def __repr__(self):
         return f"FanToParallel({self.fan.n_views} fan views -> {self.parallel.n_views} parallel views)"

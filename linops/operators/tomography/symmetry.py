@@ -33,7 +33,8 @@ import math
 
 import torch
 
-from ...symmetry import Symmetry, symmetries
+from ...rules import symmetry_rules
+from ...symmetry import Symmetry
 from .geometry import FanBeamGeometry, ParallelBeamGeometry
 from .projector import JosephProjector
 
@@ -79,7 +80,7 @@ def _ray_permutation(op: JosephProjector, views: list[int], reverse: list[bool])
     return torch.where(mask, flipped, index).reshape(-1)
 
 
-@symmetries.register
+@symmetry_rules.register(JosephProjector)
 def _joseph_symmetries(op: JosephProjector) -> tuple[Symmetry, ...]:
     """The flips of the image that the geometry maps to permutations of the rays (module docstring)."""
     g = op.geometry

@@ -21,24 +21,28 @@ Conventions (one for every SVD in linops, structured or computed):
   ``complement = I - V V^H`` (`null_projector()`): A vanishes on it, so for DDRM it behaves exactly
   like the s_i = 0 coordinates, and no basis of it is needed. ``range_complete`` says the same of U
   and the output space (U U^H = I).
+
+The value lives beside the operators (at module level it imports only the base class, the bases and
+Identity/Zero; `to_operator` imports Diagonal when called) so that each operator module can state its own
+structured SVD (`linops.rules.svd_rules`); the spectral
+toolkit (`linops.spectral`) re-exports it and computes the SVDs that no rule knows.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 
 import torch
 
-from ..algebra import compose, scale
-from ..base import LinearOperator
-from ..operators import Diagonal, Zero
+from ..base import LinearOperator, as_shape, precision_of
 from .bases import ComplementProjector
+from .identity import Identity, Zero
 
 
 @dataclass(frozen=True, eq=False)
 class SVD:
-    """A = U diag(s) V^H (see the module docstring for the conventions).
+    """A = U diag(s) V^H (see the module docstring for the conventions); the flags are keyword-only.
 
     U: operator, spectral shape -> A.out_shape, orthonormal columns
     s: real tensor of the spectral shape, s >= 0
@@ -53,6 +57,7 @@ class SVD:
     U: LinearOperator
     s: torch.Tensor
     V: LinearOperator
+    _: KW_ONLY
     complete: bool
     range_complete: bool
     structured: bool
@@ -112,11 +117,20 @@ class SVD:
 
     def to_operator(self) -> LinearOperator:
         """U diag(s) V^H as a (lazy) operator."""
-        return compose(self.U, Diagonal(self.s), self.V.H)
+        from .diagonal import Diagonal  # diagonal.py states its SVD with this value
+
+        return self.U @ Diagonal(self.s) @ self.V.H
 
     def adjoint(self) -> SVD:
         """The SVD of A^H = V diag(s) U^H."""
-        return SVD(self.V, self.s, self.U, self.range_complete, self.complete, self.structured)
+        return SVD(
+            self.V,
+            self.s,
+            self.U,
+            complete=self.range_complete,
+            range_complete=self.complete,
+            structured=self.structured,
+        )
 
     def scaled(self, c: float | complex) -> SVD:
         """The SVD of c A = (phase(c) U) diag(|c| s) V^H."""
@@ -124,5 +138,53 @@ class SVD:
         if r == 0:
             raise ValueError("scaled: c = 0 has no SVD of this shape; use Zero")
         phase = c / r
-        U = self.U if phase == 1 else scale(phase, self.U)
-        return SVD(U, r * self.s, self.V, self.complete, self.range_complete, self.structured, self.complement)
+        U = self.U if phase == 1 else phase * self.U
+        return SVD(
+            U,
+            r * self.s,
+            self.V,
+            complete=self.complete,
+            range_complete=self.range_complete,
+            structured=self.structured,
+            complement=self.complement,
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# pieces of structured SVDs
+
+
+def unit_values(shape, A: LinearOperator) -> torch.Tensor:
+    """s = 1 on `shape`, in A's real precision and on its device."""
+    return torch.ones(as_shape(shape), dtype=precision_of(A.dtype), device=A.device)
+
+
+def identity_like(shape, A: LinearOperator) -> Identity:
+    """The identity on `shape` in A's dtype and on its device."""
+    return Identity(shape, dtype=A.dtype, device=A.device)
+
+
+def unitary_svd(W: LinearOperator) -> SVD:
+    """W = W diag(1) I^H for a unitary W (W^H W = W W^H = I)."""
+    return SVD(
+        W,
+        unit_values(W.in_shape, W),
+        identity_like(W.in_shape, W),
+        complete=True,
+        range_complete=True,
+        structured=True,
+    )
+
+
+def coisometry_svd(W: LinearOperator, complement: LinearOperator | None = None) -> SVD:
+    """W = I diag(1) (W^H)^H for W with orthonormal rows (W W^H = I) that is not unitary (incomplete).
+    `complement` is I - W^H W when the caller has a cheaper form of it."""
+    return SVD(
+        identity_like(W.out_shape, W),
+        unit_values(W.out_shape, W),
+        W.H,
+        complete=False,
+        range_complete=True,
+        structured=True,
+        complement=complement,
+    )
