@@ -33,3 +33,40 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# ----------------------------------------------------------------------------------------------
+# problems shared by the priors and solvers tests; each uses the requesting module's SHAPE (float64)
+
+
+@pytest.fixture(scope="module")
+def families(request):
+    """Dirac's two severity families on the module's SHAPE: Gaussian blur (std 0.3 -> 2 px) and the smooth
+    centred Gaussian mask (0.1 -> 2 px), linear in t."""
+    import linops
+
+    shape = request.module.SHAPE
+    return {
+        "blur": linops.GaussianBlurFamily(shape, linops.LinearRamp(0.3, 2.0), dtype=torch.float64),
+        "mask": linops.GaussianMaskFamily(shape, linops.LinearRamp(0.1, 2.0), dtype=torch.float64),
+    }
+
+
+@pytest.fixture(params=["blur", "mask"], ids=str)
+def process(request, families):
+    """The degradation process y_t = A_t x0 + noise of each family (the test runs once per family)."""
+    from priors.dirac import DegradationProcess
+
+    return DegradationProcess(families[request.param])
+
+
+@pytest.fixture(scope="module")
+def stationary_prior(request):
+    """A stationary Gaussian prior N(0, C) on the module's SHAPE: C diagonal in the Fourier basis with power
+    spectrum P(f) = 1 / (f^2 + 0.02), scaled to unit mean pixel variance."""
+    from priors.analytic import GaussianPrior
+    from priors.analytic.eigenbasis import isotropic_power_spectrum, stationary_covariance
+
+    shape = request.module.SHAPE
+    P = isotropic_power_spectrum(shape[-2:], lambda f: 1.0 / (f**2 + 0.02))
+    return GaussianPrior(torch.zeros(shape, dtype=torch.float64), stationary_covariance(P / P.mean(), shape))

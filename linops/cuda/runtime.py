@@ -25,7 +25,7 @@ from .dispatch import cupy_module
 
 KERNEL_DIR = Path(__file__).parent / "kernels"
 #: NVRTC options of every module: no floating-point contraction, so device arithmetic is what the source says
-#: (the host harness in tests/cuda_host compiles the same bodies with the same rule)
+#: (the host harness in tests/linops/cuda_host compiles the same bodies with the same rule)
 NVRTC_OPTIONS = ("--std=c++17", "--fmad=false")
 SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 NUMPY_SCALAR = {torch.float32: np.float32, torch.float64: np.float64}

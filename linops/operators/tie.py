@@ -27,7 +27,7 @@ class TransportOfIntensity(LinearOperator):
 
     f the DFT frequencies of the H x W grid in cycles per unit length (`pixel_size` the sample spacing).
     Two images at +-dz measure it to second order: (I(+dz) - I(-dz)) / (2 dz) = y + O(dz^2), with the
-    Fresnel propagator F^{-1} exp(-i pi wavelength z |f|^2) F (tests/test_tie.py checks this).
+    Fresnel propagator F^{-1} exp(-i pi wavelength z |f|^2) F (tests/linops/test_tie.py checks this).
 
     phi is in radians; `wavelength` and `pixel_size` in one length unit (e.g. micrometres), so y is in
     units of I0 per that unit. m is real, even and non-negative: the operator is self-adjoint, positive

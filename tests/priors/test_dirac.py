@@ -34,17 +34,6 @@ def smooth_covariance(shape=SHAPE, length=1.5, variance=0.04):
     return variance * torch.exp(-d2 / (2 * length**2)) + 1e-3 * torch.eye(H * W, dtype=f64)
 
 
-FAMILIES = {
-    "blur": linops.GaussianBlurFamily(SHAPE, linops.LinearRamp(0.3, 2.0), dtype=f64),
-    "mask": linops.GaussianMaskFamily(SHAPE, linops.LinearRamp(0.1, 2.0), dtype=f64),
-}
-
-
-@pytest.fixture(params=sorted(FAMILIES), ids=str)
-def process(request):
-    return DegradationProcess(FAMILIES[request.param])
-
-
 def sample_x0(n, seed=0, mean=0.5, cov=None):
     cov = smooth_covariance() if cov is None else cov
     L = torch.linalg.cholesky(cov)
@@ -102,8 +91,8 @@ def test_exact_gaussian_phi_equals_dense_posterior_mean(process):
     torch.testing.assert_close(exact(y[1:2], 0.7), phi[1:2])  # a float t, a cached gain
 
 
-def test_exact_phi_is_differentiable_in_y():
-    process = DegradationProcess(FAMILIES["blur"])
+def test_exact_phi_is_differentiable_in_y(families):
+    process = DegradationProcess(families["blur"])
     exact = GaussianDegradationAwarePrior(0.5, smooth_covariance(), process)
     y = sample_x0(2).requires_grad_()
     exact(y, 0.5).sum().backward()
@@ -111,9 +100,9 @@ def test_exact_phi_is_differentiable_in_y():
     torch.testing.assert_close(y.grad.reshape(2, -1), G.sum(0).expand(2, -1))
 
 
-def test_ir_loss_definition():
+def test_ir_loss_definition(families):
     """With the same generator: t ~ U[0, 1], y_t sampled, residual A_tau(Phi - x0), weight 1 / sigma_t^2."""
-    process = DegradationProcess(FAMILIES["blur"])
+    process = DegradationProcess(families["blur"])
     x0 = sample_x0(5)
 
     def model(y, t):
@@ -211,15 +200,15 @@ class Recorder(nn.Module):
         return self.fn(y)
 
 
-def test_network_prior_calls_the_model_with_per_sample_t():
+def test_network_prior_calls_the_model_with_per_sample_t(families):
     model = Recorder(lambda y: 2 * y)
-    prior = DegradationAwarePrior(model, DegradationProcess(FAMILIES["mask"]))
+    prior = DegradationAwarePrior(model, DegradationProcess(families["mask"]))
     y = sample_x0(2).float().requires_grad_()
     out = prior(y, 0.25)
     assert model.seen == [((2, *SHAPE), torch.float32, [0.25, 0.25])]
     out.sum().backward()
     torch.testing.assert_close(y.grad, torch.full_like(y, 2.0))
-    bad = DegradationAwarePrior(Recorder(lambda y: y[:, :, :2]), DegradationProcess(FAMILIES["mask"]))
+    bad = DegradationAwarePrior(Recorder(lambda y: y[:, :, :2]), DegradationProcess(families["mask"]))
     with pytest.raises(ValueError, match=r"returned \(2, 1, 2, 4\) for y_t of shape \(2, 1, 5, 4\)"):
         bad(y, 0.5)
     with pytest.raises(ValueError, match=r"y_t must have shape \(B, 1, 5, 4\)"):

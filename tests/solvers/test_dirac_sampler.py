@@ -53,17 +53,6 @@ def smooth_covariance(length=1.5, variance=0.04):
     return variance * torch.exp(-d2 / (2 * length**2)) + 1e-3 * torch.eye(N, dtype=f64)
 
 
-FAMILIES = {
-    "blur": linops.GaussianBlurFamily(SHAPE, linops.LinearRamp(0.3, 2.0), dtype=f64),
-    "mask": linops.GaussianMaskFamily(SHAPE, linops.LinearRamp(0.1, 2.0), dtype=f64),
-}
-
-
-@pytest.fixture(params=sorted(FAMILIES), ids=str)
-def process(request):
-    return DegradationProcess(FAMILIES[request.param])
-
-
 def exact_prior(process):
     return GaussianDegradationAwarePrior(0.5, smooth_covariance(), process, max_cached=512)
 
@@ -177,8 +166,8 @@ def test_one_shot_is_phi_at_severity_one(process):
 
 
 @pytest.mark.parametrize("t_stop", [0.5, 0.52])
-def test_early_stopping_returns_phi_at_t_stop(t_stop):
-    process = DegradationProcess(FAMILIES["blur"])
+def test_early_stopping_returns_phi_at_t_stop(t_stop, families):
+    process = DegradationProcess(families["blur"])
     prior = exact_prior(process)
     y = measure(process, sample_x0(3))
     full, early = [], []
@@ -195,8 +184,8 @@ def test_early_stopping_returns_phi_at_t_stop(t_stop):
         torch.testing.assert_close(early[-1].x, full[len(early) - 1].x, rtol=0, atol=0)
 
 
-def test_same_seed_same_result():
-    process = DegradationProcess(FAMILIES["mask"])
+def test_same_seed_same_result(families):
+    process = DegradationProcess(families["mask"])
     prior = exact_prior(process)
     y = measure(process, sample_x0(2))
     solver = Dirac(UniformSeverities(10), guidance=ErrorScaledGuidance(0.1))
@@ -208,8 +197,8 @@ def test_same_seed_same_result():
 # errors
 
 
-def test_a_must_be_the_measurement_operator():
-    process = DegradationProcess(FAMILIES["blur"])
+def test_a_must_be_the_measurement_operator(families):
+    process = DegradationProcess(families["blur"])
     prior = exact_prior(process)
     y = measure(process, sample_x0(1))
     with pytest.raises(ValueError, match="not the prior's measurement operator"):
@@ -222,8 +211,8 @@ def test_a_must_be_the_measurement_operator():
         Dirac()(y, process.operator(1.0), object(), progress=False)
 
 
-def test_nan_raises_with_the_step():
-    process = DegradationProcess(FAMILIES["blur"])
+def test_nan_raises_with_the_step(families):
+    process = DegradationProcess(families["blur"])
     prior = exact_prior(process)
 
     class Poisoned(DegradationAware):

@@ -25,7 +25,6 @@ import torch
 
 import linops
 from priors.analytic import GaussianPrior
-from priors.analytic.eigenbasis import isotropic_power_spectrum, stationary_covariance
 from solvers.ddgm import DDGM
 from solvers.ddrm import DDRM
 from solvers.dps import DPS
@@ -37,11 +36,6 @@ SHAPE = (1, 8, 8)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def stationary_prior():
-    P = isotropic_power_spectrum(SHAPE[-2:], lambda f: 1.0 / (f**2 + 0.02))
-    return GaussianPrior(torch.zeros(SHAPE, dtype=f64), stationary_covariance(P / P.mean(), SHAPE))
 
 
 def measurement(prior, A, sigma_y, seed=1):
@@ -69,8 +63,8 @@ def assert_matches_gaussian(samples, mean, var):
 
 
 @pytest.fixture(scope="module")
-def blur_problem():
-    prior = stationary_prior()
+def blur_problem(stationary_prior):
+    prior = stationary_prior
     A = linops.CircularBlur(linops.gaussian_kernel(1.0, 5, dtype=f64), SHAPE)
     svd = A.svd()
     Vd = svd.V.to_dense()
@@ -123,8 +117,8 @@ def test_ddgm_follows_its_exact_recursion(blur_problem):
 
 
 @pytest.fixture(scope="module")
-def mask_problem():
-    prior = stationary_prior()
+def mask_problem(stationary_prior):
+    prior = stationary_prior
     A = linops.Mask(torch.rand(SHAPE, generator=torch.Generator().manual_seed(0)) > 0.5, dtype=f64)
     sigma_y = 0.01
     y = measurement(prior, A, sigma_y)

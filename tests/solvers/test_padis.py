@@ -24,7 +24,6 @@ import torch
 
 import linops
 from priors.analytic import GaussianPrior
-from priors.analytic.eigenbasis import isotropic_power_spectrum, stationary_covariance
 from priors.network import Prediction
 from priors.patch import PatchPrior
 from solvers.padis import PaDIS, random_grid_shift, tracking_epsilon
@@ -36,11 +35,6 @@ SHAPE = (1, 8, 8)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def stationary_prior():
-    P = isotropic_power_spectrum(SHAPE[-2:], lambda f: 1.0 / (f**2 + 0.02))
-    return GaussianPrior(torch.zeros(SHAPE, dtype=f64), stationary_covariance(P / P.mean(), SHAPE))
 
 
 def whole_image_patch_prior(prior):
@@ -88,8 +82,8 @@ def whole_image_dps_langevin(y, A, prior, sigmas, epsilon, zeta, generator):
     return x
 
 
-def test_patch_equal_to_image_is_the_whole_image_dps_langevin_loop():
-    prior = stationary_prior()
+def test_patch_equal_to_image_is_the_whole_image_dps_langevin_loop(stationary_prior):
+    prior = stationary_prior
     A = linops.Blur(torch.rand(3, 3, generator=torch.Generator().manual_seed(0), dtype=f64), SHAPE, "reflect")
     y = measurement(prior, A, 0.05).expand(3, *SHAPE).clone()
     schedule = Geometric(5.0, 0.05, 40)
@@ -123,12 +117,12 @@ def test_tracking_epsilon_is_twice_the_minimiser_of_the_linear_lag():
     assert tracking_epsilon(Geometric(10.0, 0.01, 5).sigmas().tolist()) == 1.6
 
 
-def test_unconditional_chain_ends_at_the_prior_variance_and_a_lagging_one_warns():
+def test_unconditional_chain_ends_at_the_prior_variance_and_a_lagging_one_warns(stationary_prior):
     """zeta = 0 samples the prior. On a fast schedule (30 steps from 10 to 0.01) the default epsilon
     (1.6) ends near the prior's unit pixel variance (measured 1.54: one step per level cannot settle
     fully); epsilon = 0.1 contracts too slowly (0.95 per step against r = 0.79), warns, and leaves
     most of the initial noise (sigma_T^2 = 100; measured 45)."""
-    prior = stationary_prior()
+    prior = stationary_prior
     A = linops.Identity(SHAPE, dtype=f64)
     y = torch.zeros(1, *SHAPE, dtype=f64)
     schedule = Geometric(10.0, 0.01, 30)
@@ -166,9 +160,9 @@ def pointwise_as_whole_image_prior(patch):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["whole image (P = N)", "pointwise patches (P = 3)"])
-def test_sample_mean_approaches_the_posterior_mean(case):
+def test_sample_mean_approaches_the_posterior_mean(case, stationary_prior):
     if case.startswith("whole"):
-        gaussian = stationary_prior()
+        gaussian = stationary_prior
         prior = whole_image_patch_prior(gaussian)
         A = linops.Mask(torch.rand(SHAPE, generator=torch.Generator().manual_seed(0)) > 0.5, dtype=f64)
     else:
@@ -217,7 +211,7 @@ def test_data_step_descends_the_measurement_residual():
     assert float(out.trace.residual[1]) < float(out.trace.residual[0])
 
 
-def test_same_seed_same_result_and_one_shift_per_step():
+def test_same_seed_same_result_and_one_shift_per_step(stationary_prior):
     shifts = []
 
     class Recording(PatchPrior):
@@ -237,12 +231,12 @@ def test_same_seed_same_result_and_one_shift_per_step():
     c = runs(solver, y[:1], A, prior, 2, seed=6).x
     assert not torch.allclose(a, c)
     x = torch.zeros(1, *SHAPE, dtype=f64)
-    assert random_grid_shift(stationary_prior(), x, None) is None
-    assert random_grid_shift(whole_image_patch_prior(stationary_prior()), x, None) == (0, 0)
+    assert random_grid_shift(stationary_prior, x, None) is None
+    assert random_grid_shift(whole_image_patch_prior(stationary_prior), x, None) == (0, 0)
 
 
-def test_nan_raises_with_the_step():
-    prior = stationary_prior()
+def test_nan_raises_with_the_step(stationary_prior):
+    prior = stationary_prior
 
     class Poisoned(GaussianPrior):
         calls = 0

@@ -2,7 +2,7 @@
 sizes, stacks of slices, fan beam, filtered backprojection, and the errors users see.
 
 The generic checks (dot test, linearity, batching, dense matrix, gradcheck, grad == adjoint, independent
-numpy reference of the weights) run over the market entries in tests/test_market.py.
+numpy reference of the weights) run over the market entries in tests/linops/test_market.py.
 """
 
 import math

@@ -4,7 +4,7 @@ Without a GPU:
   - every kernels/*.cu compiles with nvcc (-c, sm_80) and with NVRTC under the runtime's own options, and defines
     every kernel the Python side launches, in float32 and float64 (skipped when nvcc / NVRTC is absent);
   - the dispatch picks torch for CPU tensors and says why; forcing either backend works or says why not;
-  - tests/cuda_host/harness.cu compiles the same kernel bodies for the host (nvcc, a shared library loaded with
+  - tests/linops/cuda_host/harness.cu compiles the same kernel bodies for the host (nvcc, a shared library loaded with
     ctypes). `host_kernels()` then runs the operators' whole CuPy code path on the CPU: the hooks take the kernel
     branch, the launcher calls the host library for every thread index, cupy.fft is played by torch.fft. So the
     Joseph weights, the gathers and scatters, the padding tables, the chunking and the argument order are all

@@ -44,7 +44,7 @@ def _first_rule(table, op, *extra):
 def test_every_structured_leaf_resolves_through_a_rule_of_its_own_module():
     """A market leaf with a structured SVD gets it from an svd rule registered in the module that defines
     its type (or, for a type declared an isometry / co-isometry there, from the generic isometry rule).
-    That the SVD reproduces the operator is tested over the same market in tests/test_spectral.py."""
+    That the SVD reproduces the operator is tested over the same market in tests/linops/test_spectral.py."""
     checked = []
     for name, op in _leaves():
         if structured_svd(op) is None:

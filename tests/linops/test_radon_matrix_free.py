@@ -333,7 +333,7 @@ def test_importing_linops_and_counting_do_not_import_numba():
         "op @ torch.rand(1, 8, 8)\n"
         "assert 'numba' in sys.modules\n"
     )
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=root)
 

@@ -17,7 +17,7 @@ from linops.backends import Kernel, KernelTable, Layout, kernels
 from linops.cuda import dispatch
 from linops.memo import holds
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: the packages at the edge: nothing else in linops may import them (linops/__init__.py imports them to register)
 EDGE = ("linops.cuda", "linops.cpu")
 
