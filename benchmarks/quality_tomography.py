@@ -80,6 +80,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--first", type=int, default=None, help="run test images first .. first + images - 1 only")
     parser.add_argument("--merge", nargs="+", type=Path, help="pool the JSON results of shards instead of running")
+    parser.add_argument("--only", choices=("algebraic", "ddrm", "dps", "ddgm"), nargs="+", default=None,
+                        help="run only these methods (and only the validation scans they need); results go to "
+                             "quality_tomography_{size}_{names}*")
     args = parser.parse_args()
     if args.merge:
         return merge(args.merge)
@@ -96,29 +99,42 @@ def main() -> None:
     start = time.perf_counter()
     problem.svd(A)
     svd_seconds = time.perf_counter() - start
-    k_best, k_scan = best_algebraic_iterations(problem, A, args.validation_images)
-    zeta_candidates = (0.03, 0.1, 0.3)
-    zeta_50, zeta_scan_50 = best_dps_zeta(problem, A, conditional, 50, args.validation_images, zeta_candidates)
-    print(f"algebraic: best K = {k_best} ({k_scan}); DPS*(50): best zeta = {zeta_50} ({zeta_scan_50})")
+    only = set(args.only or ("algebraic", "ddrm", "dps", "ddgm"))
+    k_best, k_scan, zeta_50, zeta_scan_50 = None, None, None, None
+    if "algebraic" in only:
+        k_best, k_scan = best_algebraic_iterations(problem, A, args.validation_images)
+        print(f"algebraic: best K = {k_best} ({k_scan})")
+    if "dps" in only:
+        zeta_candidates = (0.03, 0.1, 0.3)
+        zeta_50, zeta_scan_50 = best_dps_zeta(problem, A, conditional, 50, args.validation_images, zeta_candidates)
+        print(f"DPS*(50): best zeta = {zeta_50} ({zeta_scan_50})")
 
     ddrm = lambda steps: DDRM.ddgm_paper(sigma_y, steps, SymmetricGramEigh())  # noqa: E731
     dps = lambda steps, zeta: DPS(DDGMUnconditionalSchedule.from_endpoints(3.0, 0.03, steps), zeta=zeta)  # noqa: E731
-    methods = [
-        Method(f"algebraic (K={k_best})", AlgebraicReconstruction(k_best)),
-        Method("DDRM (10)", ddrm(10), conditional),
-        Method("DDRM (50)", ddrm(50), conditional),
-        Method("DPS* (50)", dps(50, zeta_50), conditional),
-        # the guidance accumulates over steps: keep zeta * N fixed (the paper: 0.1 at N = 1000)
-        Method(f"DPS* ({args.dps_long})", dps(args.dps_long, zeta_50 * 50 / args.dps_long), conditional),
-        Method("DDGM (50, K=25)", DDGM(Geometric(3.0, 0.03, 50), gradient_steps=25), blind),
-        Method("DDGM (150, K=15)", DDGM(Geometric(3.0, 0.03, 150), gradient_steps=15), blind),
-    ]
+    methods = []
+    if "algebraic" in only:
+        methods.append(Method(f"algebraic (K={k_best})", AlgebraicReconstruction(k_best)))
+    if "ddrm" in only:
+        methods += [Method("DDRM (10)", ddrm(10), conditional), Method("DDRM (50)", ddrm(50), conditional)]
+    if "dps" in only:
+        methods += [
+            Method("DPS* (50)", dps(50, zeta_50), conditional),
+            # the guidance accumulates over steps: keep zeta * N fixed (the paper: 0.1 at N = 1000)
+            Method(f"DPS* ({args.dps_long})", dps(args.dps_long, zeta_50 * 50 / args.dps_long), conditional),
+        ]
+    if "ddgm" in only:
+        methods += [
+            Method("DDGM (50, K=25)", DDGM(Geometric(3.0, 0.03, 50), gradient_steps=25), blind),
+            Method("DDGM (150, K=15)", DDGM(Geometric(3.0, 0.03, 150), gradient_steps=15), blind),
+        ]
     rows = compare(methods, y, A, x_true, seed=args.seed)
     table = markdown_table(rows)
     print(table)
 
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"quality_tomography_{args.size}"
+    if args.only:
+        stem = stem.with_name(f"{stem.name}_{'_'.join(sorted(only))}")
     if args.first is not None:
         stem = stem.with_name(f"{stem.name}_images{first}-{first + args.images - 1}")
     stem.with_suffix(".md").write_text(table + "\n")
@@ -142,7 +158,8 @@ def merge(paths: list[Path]) -> None:
     pooled = pool_shards(shards)
     table = summary_table(pooled)
     print(table)
-    stem = RESULTS / f"quality_tomography_{sizes.pop()}"
+    names = {path.stem.partition("_images")[0] for path in paths}  # e.g. quality_tomography_128_ddrm
+    stem = RESULTS / (names.pop() if len(names) == 1 else f"quality_tomography_{sizes.pop()}")
     stem.with_suffix(".md").write_text(table + "\n")
     stem.with_suffix(".json").write_text(json.dumps({
         "images": sum(shard["images"] for shard in shards), "shards": [str(path.name) for path in paths],
