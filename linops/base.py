@@ -166,10 +166,10 @@ class _Unregistered:
 class Operations:
     """The operations `LinearOperator`'s methods delegate to, each registered by the module that implements it.
 
-        operation                                      registered by     used by
-        compose, add, scale, power, Adjoint, Transpose  linops.algebra    @ + - * / ** .H .T
-        simplify                                       linops.simplify   A.simplify()
-        norm, svd, pinv                                linops.spectral   A.norm(), A.svd(), A.pinv()
+        operation                                        registered by     used by
+        compose, add, scale, power, Adjoint, Transpose   linops.algebra    @ + - * / ** .H .T
+        simplify                                         linops.simplify   A.simplify()
+        norm, svd, pinv                                  linops.spectral   A.norm(), A.svd(), A.pinv()
 
     Those modules subclass `LinearOperator`, so `linops.base` cannot import them (see the module docstring).
     A module registers with ``operations.register(name=function, ...)`` when it is imported; reading an
