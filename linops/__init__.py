@@ -8,7 +8,8 @@ x_adj = A.H @ y                          # exact adjoint; also the backward of A
 from . import cpu, cuda, rules, testing  # cpu and cuda register their kernels (numba, cupy imported on first use)
 from .algebra import Adjoint, Composition, Scaled, Sum, Transpose, add, compose, power, scale
 from .base import LinearOperator
-from .blocks import BlockDiag, HStack, Kron, VStack, block, block_diag, hstack, kron, vstack
+from .blocks import BlockDiag, HStack, VStack, block, block_diag, hstack, vstack
+from .kron import Kron, kron
 from .operators import (
     FFT2,
     Blur,

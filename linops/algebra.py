@@ -11,7 +11,9 @@ The constructors do only cheap rewrites that are always valid:
 
 The laws of these nodes are registered in the rule tables of `linops.rules` at the end of this
 module; laws of concrete operators (Diagonal @ Diagonal -> Diagonal, ...) sit beside those operators.
-Shapes, devices and precisions are checked when an expression is built.
+Shapes, devices and precisions are checked when an expression is built. The constructors and the adjoint and
+transpose nodes are registered in `linops.base.operations` at the end of this module: `A @ B`, `A + B`, `c * A`,
+`A ** k`, `A.H` and `A.T` call them.
 """
 
 from __future__ import annotations
@@ -19,52 +21,9 @@ from __future__ import annotations
 import cmath
 import numbers
 
-import torch
-
-from .base import LinearOperator, precision_of, same_device
+from .base import LinearOperator, as_scalar, check_devices, operations, result_dtype
 from .operators.identity import Identity, Zero
 from .rules import adjoint_rules, sum_rules
-
-
-def as_scalar(c) -> float | complex:
-    """A Python float or complex from a number, numpy scalar or 0-d tensor."""
-    if isinstance(c, torch.Tensor):
-        if c.numel() != 1:
-            raise TypeError(f"operators are scaled by scalars, got a tensor of shape {tuple(c.shape)}")
-        c = c.item()
-    elif hasattr(c, "item") and getattr(c, "shape", None) == ():
-        c = c.item()
-    if isinstance(c, bool) or not isinstance(c, numbers.Number):
-        raise TypeError(f"operators are scaled by numbers, got {type(c).__name__}")
-    if isinstance(c, numbers.Real):
-        return float(c)
-    c = complex(c)
-    return c.real if c.imag == 0 else c
-
-
-def result_dtype(ops, scalars=()) -> torch.dtype:
-    """The common dtype of an expression: the shared precision, complex if any part is complex."""
-    dtype = ops[0].dtype
-    for op in ops[1:]:
-        if precision_of(op.dtype) != precision_of(dtype):
-            raise TypeError(
-                f"Cannot combine {ops[0]!r} ({ops[0].dtype}) with {op!r} ({op.dtype}): "
-                "precisions differ; convert one with .to(dtype)."
-            )
-        dtype = torch.promote_types(dtype, op.dtype)
-    if any(isinstance(c, complex) for c in scalars):
-        dtype = torch.promote_types(dtype, torch.complex64)
-    return dtype
-
-
-def check_devices(ops) -> torch.device:
-    for op in ops[1:]:
-        if not same_device(op.device, ops[0].device):
-            raise ValueError(
-                f"Cannot combine {ops[0]!r} on {ops[0].device} with {op!r} on {op.device}; move one with .to(device)."
-            )
-    return ops[0].device
-
 
 # ----------------------------------------------------------------------------------------------
 # adjoint and transpose
@@ -349,3 +308,6 @@ def _collect_terms(a, b):
     """c A + d A = (c + d) A (the same operator object on both sides)."""
     (c, core_a), (d, core_b) = _split_scalar(a), _split_scalar(b)
     return scale(c + d, core_a) if core_a is core_b else None
+
+
+operations.register(compose=compose, add=add, scale=scale, power=power, Adjoint=Adjoint, Transpose=Transpose)

@@ -14,6 +14,17 @@ Complex operators are complex-linear maps C^n -> C^m; a real operator applied to
 tensor acts on real and imaginary parts separately (its complex-linear extension), and a real
 tensor given to a complex operator is promoted. Precisions (float32 versus float64) never mix:
 that raises a TypeError naming both.
+
+Why the algebra is registered, not imported. The methods that build expressions or call the spectral
+toolkit (``@``, ``+``, ``-``, ``*``, ``/``, ``**``, ``.H``, ``.T``, ``simplify``, ``norm``, ``svd``, ``pinv``)
+are implemented in linops.algebra, linops.simplify and linops.spectral, whose node classes subclass
+`LinearOperator`: those modules import this one, so this one cannot import them. The methods call
+`operations`, a small typed table declared here, and each of those modules registers its implementations in
+it when it is imported (``operations.register(compose=compose, ...)`` at the end of linops.algebra).
+``import linops`` imports all of them, and importing any linops submodule runs linops/__init__ first, so they
+are registered before the first operator exists; an operation read before its module registered it raises
+a RuntimeError naming that module. This module itself imports only the import-free tables (`linops.rules`,
+`linops.memo`) and the array round trip (`linops.interop.arrays`), so every module of linops may import it.
 """
 
 from __future__ import annotations
@@ -25,14 +36,16 @@ import functools
 import math
 import numbers
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.autograd import forward_ad
 
 from .interop import arrays
 from .memo import MEMO_ATTRIBUTE, MemoKey, recall, store
+from .rules import adjoint_rules
 
 Shape = tuple[int, ...]
 
@@ -75,6 +88,22 @@ def precision_of(dtype: torch.dtype) -> torch.dtype:
     return dtype.to_real() if dtype.is_complex else dtype
 
 
+def as_scalar(c) -> float | complex:
+    """A Python float or complex from a number, numpy scalar or 0-d tensor."""
+    if isinstance(c, torch.Tensor):
+        if c.numel() != 1:
+            raise TypeError(f"operators are scaled by scalars, got a tensor of shape {tuple(c.shape)}")
+        c = c.item()
+    elif hasattr(c, "item") and getattr(c, "shape", None) == ():
+        c = c.item()
+    if isinstance(c, bool) or not isinstance(c, numbers.Number):
+        raise TypeError(f"operators are scaled by numbers, got {type(c).__name__}")
+    if isinstance(c, numbers.Real):
+        return float(c)
+    c = complex(c)
+    return c.real if c.imag == 0 else c
+
+
 def same_device(a: torch.device, b: torch.device) -> bool:
     """Device equality where 'cuda' and 'cuda:<current>' are the same device."""
     a, b = torch.device(a), torch.device(b)
@@ -84,6 +113,105 @@ def same_device(a: torch.device, b: torch.device) -> bool:
         current = torch.cuda.current_device() if a.type == "cuda" and torch.cuda.is_available() else 0
         return (a.index if a.index is not None else current) == (b.index if b.index is not None else current)
     return a.index == b.index
+
+
+def result_dtype(ops, scalars=()) -> torch.dtype:
+    """The common dtype of an expression: the shared precision, complex if any part is complex."""
+    dtype = ops[0].dtype
+    for op in ops[1:]:
+        if precision_of(op.dtype) != precision_of(dtype):
+            raise TypeError(
+                f"Cannot combine {ops[0]!r} ({ops[0].dtype}) with {op!r} ({op.dtype}): "
+                "precisions differ; convert one with .to(dtype)."
+            )
+        dtype = torch.promote_types(dtype, op.dtype)
+    if any(isinstance(c, complex) for c in scalars):
+        dtype = torch.promote_types(dtype, torch.complex64)
+    return dtype
+
+
+def check_devices(ops) -> torch.device:
+    """The device shared by `ops`; a ValueError naming two operators on different devices otherwise."""
+    for op in ops[1:]:
+        if not same_device(op.device, ops[0].device):
+            raise ValueError(
+                f"Cannot combine {ops[0]!r} on {ops[0].device} with {op!r} on {op.device}; move one with .to(device)."
+            )
+    return ops[0].device
+
+
+# --------------------------------------------------------------------------------------------
+# the operations LinearOperator delegates to, registered by the modules that implement them
+
+
+class _Unregistered:
+    """An operation of `Operations` that no module has registered yet: reading it raises, naming the module
+    that registers it. `Operations.register` shadows it with an instance attribute."""
+
+    def __init__(self, module: str):
+        self.module = module
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        raise RuntimeError(
+            f"LinearOperator needs the operation `{self.name}`, which {self.module} registers when it is imported, "
+            f"and it has not been registered: import linops (it imports {self.module}) before using operators."
+        )
+
+
+class Operations:
+    """The operations `LinearOperator`'s methods delegate to, each registered by the module that implements it.
+
+        operation                                        registered by     used by
+        compose, add, scale, power, Adjoint, Transpose   linops.algebra    @ + - * / ** .H .T
+        simplify                                         linops.simplify   A.simplify()
+        norm, svd, pinv                                  linops.spectral   A.norm(), A.svd(), A.pinv()
+
+    Those modules subclass `LinearOperator`, so `linops.base` cannot import them (see the module docstring).
+    A module registers with ``operations.register(name=function, ...)`` when it is imported; reading an
+    operation before that raises a RuntimeError naming the module.
+    """
+
+    compose: Callable[..., LinearOperator] = _Unregistered("linops.algebra")
+    add: Callable[..., LinearOperator] = _Unregistered("linops.algebra")
+    scale: Callable[[complex, LinearOperator], LinearOperator] = _Unregistered("linops.algebra")
+    power: Callable[[LinearOperator, int], LinearOperator] = _Unregistered("linops.algebra")
+    #: the node built by A.H when no adjoint rule rewrites A, and by A.T for a complex A
+    Adjoint: Callable[[LinearOperator], LinearOperator] = _Unregistered("linops.algebra")
+    Transpose: Callable[[LinearOperator], LinearOperator] = _Unregistered("linops.algebra")
+    simplify: Callable[[LinearOperator], LinearOperator] = _Unregistered("linops.simplify")
+    norm: Callable[..., float] = _Unregistered("linops.spectral")
+    #: returns a `linops.operators.decomposition.SVD`
+    svd: Callable[..., Any] = _Unregistered("linops.spectral")
+    pinv: Callable[..., LinearOperator] = _Unregistered("linops.spectral")
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The declared operations."""
+        return tuple(name for name, v in vars(cls).items() if isinstance(v, _Unregistered))
+
+    def register(self, **implementations: Callable) -> None:
+        """Register implementations by operation name (a later registration replaces an earlier one)."""
+        for name, implementation in implementations.items():
+            if name not in self.names():
+                raise TypeError(
+                    f"Operations.register: no operation named {name!r}; the operations are {', '.join(self.names())}."
+                )
+            if not callable(implementation):
+                raise TypeError(f"Operations.register: {name} must be callable, got {implementation!r}.")
+            setattr(self, name, implementation)
+
+    def missing(self) -> tuple[str, ...]:
+        """The operations no module has registered (empty once linops is imported)."""
+        return tuple(name for name in self.names() if name not in vars(self))
+
+
+#: the one table `LinearOperator` reads its late-bound operations from
+operations = Operations()
 
 
 class LinearOperator(abc.ABC):
@@ -226,56 +354,42 @@ class LinearOperator(abc.ABC):
         return tuple(x.shape[: x.ndim - k])
 
     # ----------------------------------------------------------------------------------------
-    # the algebra (constructors live in linops.algebra; imported lazily to avoid a cycle)
+    # the algebra (constructors and nodes live in linops.algebra, registered in `operations`)
     def __matmul__(self, other):
-        from .algebra import compose
-
         if isinstance(other, LinearOperator):
-            return compose(self, other)
+            return operations.compose(self, other)
         return self.apply(other)
 
     def __add__(self, other):
-        from .algebra import add
-
         if not isinstance(other, LinearOperator):
             return NotImplemented
-        return add(self, other)
+        return operations.add(self, other)
 
     def __sub__(self, other):
-        from .algebra import add, scale
-
         if not isinstance(other, LinearOperator):
             return NotImplemented
-        return add(self, scale(-1, other))
+        return operations.add(self, operations.scale(-1, other))
 
     def __neg__(self):
-        from .algebra import scale
-
-        return scale(-1, self)
+        return operations.scale(-1, self)
 
     def __mul__(self, c):
-        from .algebra import scale
-
         if isinstance(c, LinearOperator):
             raise TypeError("`*` multiplies an operator by a scalar; compose operators with `@`.")
-        return scale(c, self)
+        return operations.scale(c, self)
 
     __rmul__ = __mul__
 
     def __truediv__(self, c):
-        from .algebra import as_scalar, scale
-
         c = as_scalar(c)
         if c == 0:
             raise ZeroDivisionError(f"Cannot divide {self!r} by zero: the divisor must be a nonzero finite number.")
         if not cmath.isfinite(c):
             raise ValueError(f"Cannot divide {self!r} by {c}: the divisor must be a nonzero finite number.")
-        return scale(1 / c, self)
+        return operations.scale(1 / c, self)
 
     def __pow__(self, k: int):
-        from .algebra import power
-
-        return power(self, k)
+        return operations.power(self, k)
 
     @property
     def H(self) -> LinearOperator:
@@ -285,13 +399,9 @@ class LinearOperator(abc.ABC):
             if self.is_self_adjoint:
                 adj = self
             else:
-                from .rules import adjoint_rules
-
                 adj = adjoint_rules.rewrite(self)
                 if adj is None:
-                    from .algebra import Adjoint
-
-                    adj = Adjoint(self)
+                    adj = operations.Adjoint(self)
                 store(adj, ADJOINT, self)
             store(self, ADJOINT, adj)
         return adj
@@ -303,18 +413,14 @@ class LinearOperator(abc.ABC):
             return self.H
         t = recall(self, TRANSPOSE)
         if t is None:
-            from .algebra import Transpose
-
-            t = Transpose(self)
+            t = operations.Transpose(self)
             store(t, TRANSPOSE, self)
             store(self, TRANSPOSE, t)
         return t
 
     def simplify(self) -> LinearOperator:
         """Rewrite with the registered structural rules (see `linops.simplify`)."""
-        from .simplify import simplify
-
-        return simplify(self)
+        return operations.simplify(self)
 
     # ----------------------------------------------------------------------------------------
     # conversions
@@ -340,25 +446,19 @@ class LinearOperator(abc.ABC):
         return columns.T.contiguous()
 
     # ----------------------------------------------------------------------------------------
-    # spectral toolkit entry points (implemented in linops.spectral)
+    # spectral toolkit entry points (implemented in linops.spectral, registered in `operations`)
     def norm(self, algorithm=None) -> float:
         """Spectral norm ||A||_2 (exact for structured types, else Lanczos; cached). See `linops.norm`."""
-        from .spectral import norm
-
-        return norm(self, algorithm)
+        return operations.norm(self, algorithm)
 
     def svd(self, algorithm=None, **kwargs):
         """A = U diag(s) V^H with U and V as operators (structured where known, else computed).
         See `linops.svd`."""
-        from .spectral import svd
-
-        return svd(self, algorithm, **kwargs)
+        return operations.svd(self, algorithm, **kwargs)
 
     def pinv(self, method=None) -> LinearOperator:
         """The Moore-Penrose pseudo-inverse A^+ as an operator. See `linops.pinv`."""
-        from .spectral import pinv
-
-        return pinv(self, method)
+        return operations.pinv(self, method)
 
 
 @dataclass(frozen=True)

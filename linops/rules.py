@@ -12,7 +12,7 @@ Rules are looked up along the method resolution order of the argument types, mos
 so a rule for (Mask, Mask) wins over one for (Diagonal, Diagonal).
 
 Tables (an operator module registers the rules of its own types next to its class; the generic
-expression nodes register theirs in linops.algebra, linops.blocks and linops.spectral):
+expression nodes register theirs in linops.algebra, linops.blocks, linops.kron and linops.spectral):
   adjoint_rules      A      -> A^H      consulted by `A.H` when the adjoint is built (cheap rewrites)
   composition_rules  (L, R) -> L @ R    applied by `linops.simplify` to adjacent factors
   sum_rules          (A, B) -> A + B    applied by `linops.simplify` to any two terms (both orders)

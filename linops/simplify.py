@@ -1,11 +1,13 @@
-"""`simplify`: rewrite an operator expression with the registered rules (see `linops.rules`)."""
+"""`simplify`: rewrite an operator expression with the registered rules (see `linops.rules`).
+
+Registered in `linops.base.operations` (for `A.simplify()`) at the end of this module."""
 
 from __future__ import annotations
 
 import itertools
 
 from .algebra import Composition, Sum, add, compose
-from .base import LinearOperator
+from .base import LinearOperator, operations
 from .rules import composition_rules, sum_rules
 
 
@@ -32,3 +34,6 @@ def simplify(op: LinearOperator) -> LinearOperator:
                 rest = [t for k, t in enumerate(terms) if k not in (i, j)]
                 return simplify(add(merged, *rest))
     return op
+
+
+operations.register(simplify=simplify)

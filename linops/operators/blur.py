@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from ..backends import kernels
 from ..base import LinearOperator, as_shape, precision_of, require_finite
+from ..kron import Kron
 from ..rules import composition_rules, norm_rules, sum_rules, svd_rules
 from .bases import Hartley2, PairRotation, reflect_frequencies
 from .decomposition import SVD, identity_like
@@ -465,8 +466,6 @@ class SeparableBlur(LinearOperator):
 def _separable_blur_svd(op, child):
     """(B_r ⊗ B_c) = (U_r ⊗ U_c) diag(s_r ⊗ s_c) (V_r ⊗ V_c)^H from the SVDs of the two 1-D padded
     convolution matrices (`blur_matrices`, built and factored in float64), acting on every leading plane."""
-    from ..blocks import Kron  # the generic node sits above the operators
-
     factors = []
     for kernel, n in ((op.kernel_rows, op.in_shape[-2]), (op.kernel_cols, op.in_shape[-1])):
         matrix = blur_matrices(kernel.flip(0).double()[None], n, op.boundary)[0]

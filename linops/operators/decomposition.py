@@ -22,10 +22,11 @@ Conventions (one for every SVD in linops, structured or computed):
   like the s_i = 0 coordinates, and no basis of it is needed. ``range_complete`` says the same of U
   and the output space (U U^H = I).
 
-The value lives beside the operators (at module level it imports only the base class, the bases and
-Identity/Zero; `to_operator` imports Diagonal when called) so that each operator module can state its own
-structured SVD (`linops.rules.svd_rules`); the spectral
-toolkit (`linops.spectral`) re-exports it and computes the SVDs that no rule knows.
+The value lives beside the operators (it imports only the base class, the bases, Identity/Zero and
+Diagonal/Mask) so that each operator module can state its own structured SVD (`linops.rules.svd_rules`);
+the spectral toolkit (`linops.spectral`) re-exports it and computes the SVDs that no rule knows. The value
+is built on Diagonal (`to_operator` is U @ Diagonal(s) @ V^H, and a diagonal's SVD has a diagonal U), so the
+SVDs of Diagonal and Mask are stated here, at the end of this module, and diagonal.py imports nothing from it.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ from dataclasses import KW_ONLY, dataclass, field
 import torch
 
 from ..base import LinearOperator, as_shape, precision_of
+from ..rules import svd_rules
 from .bases import ComplementProjector
+from .diagonal import Diagonal, Mask
 from .identity import Identity, Zero
 
 
@@ -117,8 +120,6 @@ class SVD:
 
     def to_operator(self) -> LinearOperator:
         """U diag(s) V^H as a (lazy) operator."""
-        from .diagonal import Diagonal  # diagonal.py states its SVD with this value
-
         return self.U @ Diagonal(self.s) @ self.V.H
 
     def adjoint(self) -> SVD:
@@ -188,3 +189,28 @@ def coisometry_svd(W: LinearOperator, complement: LinearOperator | None = None) 
         structured=True,
         complement=complement,
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# the SVDs of the diagonal operators the value is built on (linops.rules.svd_rules)
+
+
+@svd_rules.register(Diagonal)
+def _diagonal_svd(op, child):
+    """diag(w) = diag(w / |w|) diag(|w|) I^H (phase 1 where w = 0); a real w puts its signs in U."""
+    w = op.weights.expand(op.in_shape)
+    s = w.abs()
+    if w.is_complex():
+        phase = torch.where(s > 0, w / torch.where(s > 0, s, 1), 1)
+    else:
+        phase = torch.where(w < 0, -1.0, 1.0).to(w.dtype)
+    eye = identity_like(op.in_shape, op)
+    U = eye if bool((phase == 1).all()) else Diagonal(phase)
+    return SVD(U, s.clone(), eye, complete=True, range_complete=True, structured=True)
+
+
+@svd_rules.register(Mask)
+def _mask_svd(op, child):
+    """mask(m) = I diag(m) I^H."""
+    eye = identity_like(op.in_shape, op)
+    return SVD(eye, op.weights.expand(op.in_shape).clone(), eye, complete=True, range_complete=True, structured=True)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..base import LinearOperator, as_shape, require_finite
-from ..rules import adjoint_rules, composition_rules, norm_rules, sum_rules, svd_rules
-from .decomposition import SVD, identity_like
+from ..rules import adjoint_rules, composition_rules, norm_rules, sum_rules
 from .identity import Identity
 
 
@@ -105,28 +104,8 @@ def _identity_plus_diagonal(i, d):
 
 
 # ----------------------------------------------------------------------------------------------
-# spectral facts (linops.rules tables)
-
-
-@svd_rules.register(Diagonal)
-def _diagonal_svd(op, child):
-    """diag(w) = diag(w / |w|) diag(|w|) I^H (phase 1 where w = 0); a real w puts its signs in U."""
-    w = op.weights.expand(op.in_shape)
-    s = w.abs()
-    if w.is_complex():
-        phase = torch.where(s > 0, w / torch.where(s > 0, s, 1), 1)
-    else:
-        phase = torch.where(w < 0, -1.0, 1.0).to(w.dtype)
-    eye = identity_like(op.in_shape, op)
-    U = eye if bool((phase == 1).all()) else Diagonal(phase)
-    return SVD(U, s.clone(), eye, complete=True, range_complete=True, structured=True)
-
-
-@svd_rules.register(Mask)
-def _mask_svd(op, child):
-    """mask(m) = I diag(m) I^H."""
-    eye = identity_like(op.in_shape, op)
-    return SVD(eye, op.weights.expand(op.in_shape).clone(), eye, complete=True, range_complete=True, structured=True)
+# spectral facts (linops.rules tables; the SVDs of Diagonal and Mask are stated in decomposition.py, beside the
+# SVD value U diag(s) V^H, which is built on Diagonal)
 
 
 @norm_rules.register(Diagonal)

@@ -8,9 +8,11 @@ algorithms as typed values:
     solve(A, b, CG(...) | CGLS(...) | LSQR(...), damping=lambda, x0=None)
     pinv(A, SVDPinv(rtol, atol) | CGLS(...) | LSQR(...))
 
-`A.svd()`, `A.norm()` and `A.pinv()` call these. Results are cached per operator instance.
+`A.svd()`, `A.norm()` and `A.pinv()` call these: they are registered in `linops.base.operations` below.
+Results are cached per operator instance.
 """
 
+from ..base import operations
 from ..operators.decomposition import SVD
 from . import cache
 from .bases import ComplementProjector, Hartley2, PairRotation, is_coisometry, is_isometry, is_unitary
@@ -56,3 +58,5 @@ __all__ = [
     "svd",
     "svd_rules",
 ]
+
+operations.register(norm=norm, svd=svd, pinv=pinv)

@@ -12,7 +12,7 @@ import torch
 
 from ..algebra import Adjoint, Scaled, Transpose
 from ..base import LinearOperator, precision_of
-from ..blocks import Kron
+from ..kron import Kron
 from ..memo import MemoKey, recall, store
 from ..rules import norm_rules
 from .bases import is_coisometry, is_isometry

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from ..algebra import Adjoint, Composition, Scaled, Transpose, compose
 from ..base import LinearOperator
-from ..blocks import Kron
+from ..kron import Kron
 from ..memo import MemoKey, holds, recall, remember, store
 from ..operators.decomposition import SVD, coisometry_svd, identity_like, unit_values
 from ..operators.identity import Identity
