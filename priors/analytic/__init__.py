@@ -10,6 +10,7 @@ from .eigenbasis import (
     Eigenbasis,
     FourierBasis,
     covariance_eigenbasis,
+    eigenbasis_rules,
     isotropic_power_spectrum,
     stationary_covariance,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "PosteriorMethod",
     "Structured",
     "covariance_eigenbasis",
+    "eigenbasis_rules",
     "isotropic_power_spectrum",
     "stationary_covariance",
 ]

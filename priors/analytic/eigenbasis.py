@@ -10,20 +10,21 @@ so that any spectral function f(Sigma) x = U f(lam) U^H x costs one elementwise 
 or two dense products. The Gaussian denoiser, score, log density, sampler and the structured
 posteriors are all spectral functions of Sigma (and of sigma^2, possibly one per sample).
 
-`covariance_eigenbasis` is a rule table (functools.singledispatch): register a new operator type
-with `@covariance_eigenbasis.register(MyOperator)` returning an `Eigenbasis`.
+`covariance_eigenbasis` consults `eigenbasis_rules`, a rule table keyed by operator type (linops.rules'
+RuleTable, looked up along the MRO like the operators' own rules): register a new operator type with
+`@eigenbasis_rules.register(MyOperator)`, a function returning its `Eigenbasis`.
 """
 
 from __future__ import annotations
 
 import abc
-import functools
 import math
 
 import torch
 
 from linops import CircularBlur, Diagonal, Identity, LinearOperator, Matrix
 from linops.algebra import Scaled
+from linops.rules import RuleTable
 
 
 def _tolerance(dtype: torch.dtype, n: int = 1) -> float:
@@ -249,20 +250,26 @@ class DenseBasis(Eigenbasis):
 # the rule table: operator type -> eigenstructure
 
 
-@functools.singledispatch
+eigenbasis_rules = RuleTable("covariance eigenbasis", 1)
+
+
 def covariance_eigenbasis(cov: LinearOperator) -> Eigenbasis:
-    """The eigenstructure of a covariance operator; unknown types fall back to a dense eigh."""
+    """The eigenstructure of a covariance operator, by the rule of its type (`eigenbasis_rules`); types
+    without one fall back to a dense eigh."""
     if not isinstance(cov, LinearOperator):
         raise TypeError(
             f"a covariance is a linops operator (Diagonal, CircularBlur, Matrix, ...), got {type(cov).__name__}"
         )
+    basis = eigenbasis_rules.rewrite(cov)
+    if basis is not None:
+        return basis
     _check_square(cov)
     n = cov.shape[0]
     if n > 8192:
         raise ValueError(
             f"covariance {cov!r} of size {n} has no known eigenstructure and is too large for a dense "
             "eigendecomposition; give it as linops.Diagonal, a stationary linops.CircularBlur, or register "
-            "its type with `covariance_eigenbasis.register`."
+            "its type with `eigenbasis_rules.register`."
         )
     return DenseBasis(cov.to(torch.float64).to_dense(), cov.in_shape, source_dtype=cov.dtype)
 
@@ -276,12 +283,12 @@ def _check_square(cov: LinearOperator) -> None:
         raise TypeError(f"GaussianPrior models real images: the covariance must be real, got {cov.dtype}")
 
 
-@covariance_eigenbasis.register(Identity)
+@eigenbasis_rules.register(Identity)
 def _identity(cov):
     return DiagonalBasis(torch.ones((), dtype=torch.float64, device=cov.device), cov.in_shape)
 
 
-@covariance_eigenbasis.register(Diagonal)
+@eigenbasis_rules.register(Diagonal)
 def _diagonal(cov):
     _check_square(cov)
     w = cov.weights
@@ -291,19 +298,19 @@ def _diagonal(cov):
     return DiagonalBasis(w.clamp_min(0), cov.in_shape)
 
 
-@covariance_eigenbasis.register(CircularBlur)
+@eigenbasis_rules.register(CircularBlur)
 def _circulant(cov):
     _check_square(cov)
     return FourierBasis(cov.transfer, cov.in_shape, source_dtype=cov.dtype)
 
 
-@covariance_eigenbasis.register(Matrix)
+@eigenbasis_rules.register(Matrix)
 def _matrix(cov):
     _check_square(cov)
     return DenseBasis(cov.matrix, cov.in_shape, source_dtype=cov.dtype)
 
 
-@covariance_eigenbasis.register(Scaled)
+@eigenbasis_rules.register(Scaled)
 def _scaled(cov):
     c = cov.c
     if isinstance(c, complex) or c < 0:

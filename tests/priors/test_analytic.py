@@ -604,3 +604,29 @@ def test_cg_posterior_runs_linops_cg_and_says_when_it_stops_short(monkeypatch):
     assert isinstance(S, linops.FunctionOperator) and S.H is S and alg == linops.CG(tol=1e-9, max_iter=300)
     with pytest.raises(RuntimeError, match=r"did not reach rtol=1e-12 in 2 iterations \(relative residual"):
         prior.posterior(A, y, 0.1, method=ConjugateGradient(rtol=1e-12, max_iter=2))
+
+
+def test_a_new_covariance_type_registers_its_eigenbasis_in_the_rule_table():
+    """eigenbasis_rules is looked up along the MRO: a subclass of Diagonal gets the diagonal rule, and a
+    rule registered for a new type wins over the dense fallback."""
+    import linops
+    from priors.analytic import DiagonalBasis, covariance_eigenbasis, eigenbasis_rules
+
+    class Variances(linops.Diagonal):
+        pass
+
+    w = torch.rand(1, 4, 4, dtype=torch.float64) + 0.1
+    assert isinstance(covariance_eigenbasis(Variances(w)), DiagonalBasis)
+
+    class Opaque(linops.Matrix):
+        pass
+
+    calls = []
+
+    @eigenbasis_rules.register(Opaque)
+    def _opaque(cov):
+        calls.append(cov)
+        return DiagonalBasis(torch.ones((), dtype=torch.float64), cov.in_shape)
+
+    op = Opaque(torch.eye(3, dtype=torch.float64))
+    assert isinstance(covariance_eigenbasis(op), DiagonalBasis) and calls == [op]
