@@ -273,7 +273,10 @@ def test_ctrl_c_in_a_subprocess_then_resume(tmp_path):
     command = [sys.executable, "-m", "solvers", "reconstruct", *map(str, base(tmp_path, out, "--solver", "ddgm",
                "--steps", "60", "--gradient-steps", "20", "--batch-size", "1", "--no-preview"))]
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    # a shell starts background jobs with SIGINT ignored, and Python then keeps it ignored (no
+    # KeyboardInterrupt): give the child the default disposition, as a terminal's foreground job has
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     sidecar = io.partial_paths(out)[1]
     deadline = time.time() + 120
     while time.time() < deadline and not (sidecar.exists() and json.loads(sidecar.read_text())["done"]):
