@@ -415,8 +415,7 @@ def load(directory: str | os.PathLike, key: str, A: LinearOperator, algorithm=No
 def _validated(data, key: str, A: LinearOperator, algorithm):
     if not isinstance(data, dict):
         raise _Invalid(f"it holds a {type(data).__name__}, not the dict of an SVD cache file")
-    if data.get("format") != CACHE_FORMAT or data.get("key") != key:
-        raise _Invalid(f"format {data.get('format')!r} and key {data.get('key')!r}, expected {CACHE_FORMAT} and {key}")
+    _check_header(data, key)
     U, s, V = (data.get(name) for name in ("U", "s", "V"))
     if not all(isinstance(t, torch.Tensor) and t.layout == torch.strided for t in (U, s, V)):
         raise _Invalid("U, s and V are not all dense tensors")
@@ -430,12 +429,52 @@ def _validated(data, key: str, A: LinearOperator, algorithm):
             f"shapes U {tuple(U.shape)}, s {tuple(s.shape)}, V {tuple(V.shape)}; expected ({m}, k), (k,), ({n}, k) "
             f"with 1 <= k <= {min(m, n)}"
         )
-    # one pass per tensor (isfinite(t).all() is 40x slower): a NaN or inf entry makes the sum NaN or inf;
-    # so does an overflow, which no valid file has (|U_ij|, |V_ij| <= 1)
-    if not all(bool(torch.isfinite(t.sum())) for t in (U, s, V)):
-        raise _Invalid("non-finite entries (NaN or inf) or overflowing magnitudes")
+    _check_finite((U, s, V))
     if bool((s < 0).any()) or bool((s[1:] > s[:-1]).any()):
         raise _Invalid("singular values that are negative or not in decreasing order")
+    return U, s, V, _promised_and_residuals(data, algorithm, s, m, n)
+
+
+def _validated_blocks(data: dict, key: str, A: LinearOperator, algorithm) -> tuple[SVD, tuple[float, float]]:
+    """The SVD rebuilt from a block-layout file (`symmetric.block_svd_from_tensors`), checked as `_validated`
+    checks the flat layout (format and key, tensors of A's dtype, finite, s >= 0, the algorithm's promise)."""
+    _check_header(data, key)
+    factors = {name: t for name, t in data.items() if name == "s" or name[:2] in ("U.", "V.")}
+    if "s" not in factors or not all(
+        isinstance(t, torch.Tensor) and t.layout == torch.strided for t in (data["characters"], *factors.values())
+    ):
+        raise _Invalid("the block factors are missing or not all dense tensors")
+    real = precision_of(A.dtype)
+    if factors["s"].dtype != real or any(t.dtype != A.dtype for name, t in factors.items() if name != "s"):
+        dtypes = sorted({str(t.dtype) for t in factors.values()})
+        raise _Invalid(f"block factors of dtypes {dtypes}; expected {A.dtype} (s: {real})")
+    _check_finite(factors.values())
+    try:
+        tensors = {name: t.to(A.device) for name, t in data.items() if isinstance(t, torch.Tensor)}
+        svd = block_svd_from_tensors(A, tensors)
+    except (KeyError, ValueError, TypeError, RuntimeError) as error:
+        raise _Invalid(f"block factors that do not fit A ({type(error).__name__}: {error})") from None
+    m, n = A.shape
+    if not 1 <= svd.s.shape[0] <= min(m, n) or bool((svd.s < 0).any()):
+        raise _Invalid(f"{svd.s.shape[0]} singular values, or negative ones, for a {m} x {n} operator")
+    return svd, _promised_and_residuals(data, algorithm, svd.s, m, n)
+
+
+def _check_header(data: dict, key: str) -> None:
+    """The file is of this cache format and holds the SVD of the operator with this key."""
+    if data.get("format") != CACHE_FORMAT or data.get("key") != key:
+        raise _Invalid(f"format {data.get('format')!r} and key {data.get('key')!r}, expected {CACHE_FORMAT} and {key}")
+
+
+def _check_finite(tensors) -> None:
+    """No NaN or inf entry. One pass per tensor (isfinite(t).all() is 40x slower): a NaN or inf entry makes the
+    sum NaN or inf; so does an overflow, which no valid file has (|U_ij|, |V_ij| <= 1)."""
+    if not all(bool(torch.isfinite(t.sum())) for t in tensors):
+        raise _Invalid("non-finite entries (NaN or inf) or overflowing magnitudes")
+
+
+def _promised_and_residuals(data: dict, algorithm, s: torch.Tensor, m: int, n: int) -> tuple[float, float]:
+    """Check that s is what `algorithm` promises, and return the stored (forward, adjoint) residuals."""
     promise = _algorithm_promise(algorithm, s, m, n)
     if promise:
         raise _Invalid(promise)
@@ -446,44 +485,7 @@ def _validated(data, key: str, A: LinearOperator, algorithm):
         or not all(isinstance(r, float) and 0 <= r <= 2 for r in claimed)
     ):
         raise _Invalid(f"no valid stored residuals (got {claimed!r})")
-    return U, s, V, tuple(claimed)
-
-
-def _validated_blocks(data: dict, key: str, A: LinearOperator, algorithm) -> tuple[SVD, tuple[float, float]]:
-    """The SVD rebuilt from a block-layout file (`symmetric.block_svd_from_tensors`), checked as `_validated`
-    checks the flat layout (format and key, tensors of A's dtype, finite, s >= 0, the algorithm's promise)."""
-    if data.get("format") != CACHE_FORMAT or data.get("key") != key:
-        raise _Invalid(f"format {data.get('format')!r} and key {data.get('key')!r}, expected {CACHE_FORMAT} and {key}")
-    factors = {name: t for name, t in data.items() if name == "s" or name[:2] in ("U.", "V.")}
-    if "s" not in factors or not all(
-        isinstance(t, torch.Tensor) and t.layout == torch.strided for t in (data["characters"], *factors.values())
-    ):
-        raise _Invalid("the block factors are missing or not all dense tensors")
-    real = precision_of(A.dtype)
-    if factors["s"].dtype != real or any(t.dtype != A.dtype for name, t in factors.items() if name != "s"):
-        dtypes = sorted({str(t.dtype) for t in factors.values()})
-        raise _Invalid(f"block factors of dtypes {dtypes}; expected {A.dtype} (s: {real})")
-    if not all(bool(torch.isfinite(t.sum())) for t in factors.values()):
-        raise _Invalid("non-finite entries (NaN or inf) or overflowing magnitudes")
-    try:
-        tensors = {name: t.to(A.device) for name, t in data.items() if isinstance(t, torch.Tensor)}
-        svd = block_svd_from_tensors(A, tensors)
-    except (KeyError, ValueError, TypeError, RuntimeError) as error:
-        raise _Invalid(f"block factors that do not fit A ({type(error).__name__}: {error})") from None
-    m, n = A.shape
-    if not 1 <= svd.s.shape[0] <= min(m, n) or bool((svd.s < 0).any()):
-        raise _Invalid(f"{svd.s.shape[0]} singular values, or negative ones, for a {m} x {n} operator")
-    promise = _algorithm_promise(algorithm, svd.s, m, n)
-    if promise:
-        raise _Invalid(promise)
-    claimed = data.get("residuals")
-    if (
-        not isinstance(claimed, (tuple, list))
-        or len(claimed) != 2
-        or not all(isinstance(r, float) and 0 <= r <= 2 for r in claimed)
-    ):
-        raise _Invalid(f"no valid stored residuals (got {claimed!r})")
-    return svd, tuple(claimed)
+    return tuple(claimed)
 
 
 def _algorithm_promise(algorithm, s: torch.Tensor, m: int, n: int) -> str | None:
